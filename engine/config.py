@@ -1,0 +1,166 @@
+"""Immutable configuration, passed explicitly (no global params dict — see SPEC §1).
+
+Each dataclass validates itself in ``__post_init__`` and raises ``ConfigError`` naming the one bad field.
+``to_dict``/``from_dict`` round-trip through JSON for run.json and the bundle manifest.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import ConfigError
+
+LOSSES = ("poisson", "mae")
+OBJECT_KINDS = ("lines", "grf", "dead_leaves")
+PROBE_KINDS = ("disk", "gaussian")
+SCAN_KINDS = ("raster", "random", "fermat")
+BACKENDS = ("tensorflow", "torch")
+DEFAULT_BACKEND = "tensorflow"
+
+
+def _check(cond: bool, name: str, expected: str) -> None:
+    if not cond:
+        raise ConfigError(name, expected)
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and (n & (n - 1)) == 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network of SPEC §3. ``N`` is the pattern size, ``gridsize`` g gives C = g² patterns per group."""
+
+    N: int = 64
+    n_filters_scale: int = 2
+    gridsize: int = 1
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.N, int) and self.N in (32, 64, 128, 256), "N", "one of 32, 64, 128, 256")
+        _check(isinstance(self.n_filters_scale, int) and 1 <= self.n_filters_scale <= 8,
+               "n_filters_scale", "an integer from 1 to 8")
+        _check(isinstance(self.gridsize, int) and 1 <= self.gridsize <= 3, "gridsize", "1, 2 or 3")
+
+    @property
+    def channels(self) -> int:
+        return self.gridsize * self.gridsize
+
+    @property
+    def n_blocks(self) -> int:
+        """Encoder depth: the bottleneck is always 8×8 (3 blocks for N=64, 4 for N=128)."""
+        return int(math.log2(self.N)) - 3
+
+    @property
+    def encoder_filters(self) -> tuple[int, ...]:
+        return tuple(32 * self.n_filters_scale * 2**i for i in range(self.n_blocks))
+
+    @property
+    def decoder_filters(self) -> tuple[int, ...]:
+        """Decoder blocks upsample 8 → N/2; the heads predict the central N/2 region of the patch."""
+        return tuple(reversed(self.encoder_filters[:-1]))
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    loss: str = "poisson"
+    n_groups: int | None = None  # None: one group per pattern
+    val_fraction: float = 0.1
+    seed: int = 0
+    neighbours: int = 4  # KD-tree candidates per group member pool (>= C)
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        _check(isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1,
+               "learning_rate", "a number in (0, 1)")
+        _check(self.loss in LOSSES, "loss", f"one of {', '.join(LOSSES)}")
+        _check(self.n_groups is None or (isinstance(self.n_groups, int) and self.n_groups >= 1),
+               "n_groups", "an integer >= 1 (or unset for one group per pattern)")
+        _check(isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 0.9,
+               "val_fraction", "a number in [0, 0.9)")
+        _check(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
+        _check(isinstance(self.neighbours, int) and self.neighbours >= 1, "neighbours", "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    batch_size: int = 64
+    stitch_weight: str = "probe"  # "probe": |P|² on the predicted region; "uniform": the predicted region
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        _check(self.stitch_weight in ("probe", "uniform"), "stitch_weight", "probe or uniform")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    object_kind: str = "lines"
+    probe_kind: str = "disk"
+    scan_kind: str = "raster"
+    N: int = 64
+    n_positions: int = 256
+    object_size: int = 160
+    nphotons: float = 1e9
+    probe_radius: float = 10.0  # pixels (disk radius or Gaussian sigma·2)
+    probe_defocus: float = 0.0  # quadratic phase, radians at the probe radius
+    scan_step: float = 6.0  # pixels, raster / fermat spacing
+    jitter: float = 0.5  # pixels, raster jitter (uniform ±)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.object_kind in OBJECT_KINDS, "object_kind", f"one of {', '.join(OBJECT_KINDS)}")
+        _check(self.probe_kind in PROBE_KINDS, "probe_kind", f"one of {', '.join(PROBE_KINDS)}")
+        _check(self.scan_kind in SCAN_KINDS, "scan_kind", f"one of {', '.join(SCAN_KINDS)}")
+        _check(isinstance(self.N, int) and self.N >= 8 and self.N % 2 == 0, "N", "an even integer >= 8")
+        _check(isinstance(self.n_positions, int) and self.n_positions >= 1, "n_positions", "an integer >= 1")
+        _check(isinstance(self.object_size, int) and self.object_size >= self.N + 2,
+               "object_size", f"an integer >= N + 2 ({self.N + 2})")
+        _check(isinstance(self.nphotons, (int, float)) and math.isfinite(self.nphotons) and self.nphotons > 0,
+               "nphotons", "a positive finite number")
+        _check(isinstance(self.probe_radius, (int, float)) and 0 < self.probe_radius <= self.N / 2,
+               "probe_radius", f"a number in (0, N/2 = {self.N / 2}]")
+        _check(isinstance(self.scan_step, (int, float)) and self.scan_step > 0, "scan_step", "a positive number")
+        _check(isinstance(self.jitter, (int, float)) and self.jitter >= 0, "jitter", "a number >= 0")
+        _check(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs, in one immutable object."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    backend: str = DEFAULT_BACKEND
+
+    def __post_init__(self) -> None:
+        _check(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}")
+
+
+_SECTIONS = {"model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig}
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict) -> RunConfig:
+    """Rebuild a RunConfig from ``to_dict`` output; unknown keys are refused so typos do not pass silently."""
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        if key in _SECTIONS:
+            cls = _SECTIONS[key]
+            names = {f.name for f in dataclasses.fields(cls)}
+            unknown = set(value) - names
+            _check(not unknown, f"{key}.{sorted(unknown)[0] if unknown else ''}", "a known field")
+            kwargs[key] = cls(**value)
+        elif key == "backend":
+            kwargs[key] = value
+        else:
+            raise ConfigError(key, "a known section (model, training, inference, backend)")
+    return RunConfig(**kwargs)

@@ -1,0 +1,220 @@
+"""The physics of SPEC §2 in numpy: the oracle that both backends are tested against.
+
+Conventions (docs/physics.md pins each with a test):
+- images are ``[y, x]``; positions are ``(x, y)`` in object pixels and name the probe centre;
+- the N×N patch for position p has its pixel ``(N//2, N//2)`` on p;
+- every sub-pixel move is one band-limited (Fourier) shift: ``fourier_shift(a, dy, dx)[y, x] == a(y - dy, x - dx)``
+  (content moves by +d), with the frequency grid of ``np.fft.fftfreq`` (Nyquist at -1/2) in every backend;
+- far field ``F = fftshift(fft2(P * O)) / N``; intensity ``|F|²``; energy is preserved.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft as sfft
+
+#: Relative weight below which a stitched pixel counts as not covered (the Fourier-shifted weight rings at ~1e-4).
+STITCH_MIN_WEIGHT = 1e-3
+#: A merged-region pixel is covered when the summed, shifted patch masks exceed this (in patch-pixel units).
+COVERAGE_MIN = 0.5
+#: Guards log(n/λ) in the Poisson deviance where the model predicts zero counts; same value in every backend.
+LOSS_EPS = 1e-6
+
+
+# --------------------------------------------------------------------------------------------------- shifts
+def shift_ramp(shape: tuple[int, int], dy, dx, dtype=np.complex128) -> np.ndarray:
+    """Fourier multiplier that moves content by (+dy, +dx); broadcast over leading dims of dy/dx.
+
+    Built as an outer product of two 1-D ramps (separable), so the cost is O(H + W) exponentials per shift.
+    """
+    ky = np.fft.fftfreq(shape[0])
+    kx = np.fft.fftfreq(shape[1])
+    dy = np.asarray(dy, dtype=np.float64)[..., None]
+    dx = np.asarray(dx, dtype=np.float64)[..., None]
+    ry = np.exp(-2j * np.pi * ky * dy).astype(dtype)
+    rx = np.exp(-2j * np.pi * kx * dx).astype(dtype)
+    return ry[..., :, None] * rx[..., None, :]
+
+
+def fourier_shift(a: np.ndarray, dy, dx) -> np.ndarray:
+    """Band-limited periodic shift of the last two axes: ``out[y, x] = a(y - dy, x - dx)``.
+
+    Single precision in, single precision out (complex64); double otherwise.
+    """
+    a = np.asarray(a)
+    single = a.dtype in (np.float32, np.complex64)
+    ctype = np.complex64 if single else np.complex128
+    spec = sfft.fft2(a.astype(ctype, copy=False), axes=(-2, -1), workers=-1)
+    spec *= shift_ramp(a.shape[-2:], dy, dx, ctype)
+    return sfft.ifft2(spec, axes=(-2, -1), workers=-1, overwrite_x=True)
+
+
+# ------------------------------------------------------------------------------------------- patch geometry
+def patch_origin(positions: np.ndarray, N: int) -> np.ndarray:
+    """Object coordinates (x, y) of patch pixel (0, 0) for each position (may be fractional)."""
+    return np.asarray(positions, dtype=np.float64) - N // 2
+
+
+def extract_patches(obj: np.ndarray, positions: np.ndarray, N: int, chunk: int = 64) -> np.ndarray:
+    """N×N patches of ``obj`` centred on ``positions`` (M, 2) as (x, y); complex64 (M, N, N).
+
+    Sub-pixel sampling evaluates the band-limited (periodic) interpolant of the whole object exactly, by a
+    matrix DFT restricted to the patch rows/columns — no windowing, so no ringing from a cropped window.
+    Integer positions take the exact slice.
+    """
+    obj = np.asarray(obj)
+    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    H, W = obj.shape
+    out = np.empty((len(pos), N, N), dtype=np.complex64)
+    origin = patch_origin(pos, N)
+    integral = np.all(origin == np.round(origin), axis=1)
+    for m in np.nonzero(integral)[0]:
+        x0, y0 = int(origin[m, 0]), int(origin[m, 1])
+        out[m] = obj[y0:y0 + N, x0:x0 + N]
+    frac = np.nonzero(~integral)[0]
+    if len(frac):
+        spec = np.fft.fft2(obj.astype(np.complex128)) / (H * W)
+        ky, kx = np.fft.fftfreq(H), np.fft.fftfreq(W)
+        grid = np.arange(N)
+        for s in range(0, len(frac), chunk):
+            idx = frac[s:s + chunk]
+            ys = origin[idx, 1][:, None] + grid  # (b, N) object rows sampled
+            xs = origin[idx, 0][:, None] + grid
+            ey = np.exp(2j * np.pi * ys[:, :, None] * ky[None, None, :])  # (b, N, H)
+            ex = np.exp(2j * np.pi * xs[:, :, None] * kx[None, None, :])  # (b, N, W)
+            out[idx] = (ey @ spec @ ex.transpose(0, 2, 1)).astype(np.complex64)
+    return out
+
+
+def pad_center(a: np.ndarray, N: int) -> np.ndarray:
+    """Zero-pad the last two axes symmetrically to N×N (the network predicts the central region)."""
+    n = a.shape[-1]
+    p = (N - n) // 2
+    width = [(0, 0)] * (a.ndim - 2) + [(p, N - n - p), (p, N - n - p)]
+    return np.pad(a, width)
+
+
+def center_mask(N: int, n: int) -> np.ndarray:
+    """1 on the central n×n region of an N×N patch, 0 elsewhere."""
+    return pad_center(np.ones((n, n), dtype=np.float32), N)
+
+
+# ------------------------------------------------------------------------------------------ forward model
+def exit_wave(probe: np.ndarray, obj_patches: np.ndarray, photon_scale: float = 1.0) -> np.ndarray:
+    return (photon_scale * probe * obj_patches).astype(np.complex64)
+
+
+def far_field(psi: np.ndarray) -> np.ndarray:
+    """``fftshift(fft2(psi)) / N`` over the last two axes — energy preserving."""
+    N = psi.shape[-1]
+    return np.fft.fftshift(np.fft.fft2(psi, axes=(-2, -1)), axes=(-2, -1)) / N
+
+
+def forward_intensity(probe: np.ndarray, obj_patches: np.ndarray, photon_scale: float = 1.0) -> np.ndarray:
+    """Expected counts ``|F|²`` (float32) for object patches lit by the probe."""
+    F = far_field(exit_wave(probe, obj_patches, photon_scale).astype(np.complex128))
+    return (np.abs(F) ** 2).astype(np.float32)
+
+
+def poisson_sample(intensity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Measured amplitude ``sqrt(counts)`` (float32) for Poisson counts of the given expectation."""
+    return np.sqrt(rng.poisson(np.asarray(intensity, dtype=np.float64))).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- losses
+def poisson_deviance(pred_counts: np.ndarray, counts: np.ndarray) -> float:
+    """Poisson negative log-likelihood minus its value at a perfect fit, mean over all pixels.
+
+    ``λ - n + n·log(n / (λ + eps))``. Same optimum and gradient as the NLL; about 0.5 per pixel at the noise
+    floor whatever the dose, so values are comparable across datasets. ``n·log(n/·)`` is 0 where n = 0.
+    """
+    lam = np.asarray(pred_counts, dtype=np.float64)
+    n = np.asarray(counts, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(n > 0, n * np.log(n / (lam + LOSS_EPS)), 0.0)
+    return float(np.mean(lam - n + term))
+
+
+def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray) -> float:
+    """Mean absolute error of amplitudes ``|sqrt(λ) - sqrt(n)|`` (sqrt-count units)."""
+    return float(np.mean(np.abs(np.sqrt(np.asarray(pred_counts, np.float64)) - np.sqrt(np.asarray(counts, np.float64)))))
+
+
+# -------------------------------------------------------------------------------- group merge / re-extract
+def merge_pad(N: int) -> int:
+    """Margin of the merged solution region: group members may sit up to N/4 from the group centre."""
+    return N // 4
+
+
+def merge_group(patches: np.ndarray, offsets: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge a group's patches into one solution region by coverage-weighted averaging.
+
+    patches (..., C, N, N) complex; offsets (..., C, 2) as (dx, dy) of each member from the group centre;
+    mask (N, N) marks the predicted region of a patch. Returns (region (..., R, R), coverage (..., R, R)),
+    R = N + 2·merge_pad(N). Normalised only where coverage > COVERAGE_MIN; elsewhere the region is 0.
+    """
+    N = patches.shape[-1]
+    p = merge_pad(N)
+    width = [(0, 0)] * (patches.ndim - 2) + [(p, p), (p, p)]
+    dx, dy = offsets[..., 0], offsets[..., 1]
+    num = fourier_shift(np.pad(patches * mask, width), dy, dx).sum(axis=-3)
+    cov = fourier_shift(np.pad(np.broadcast_to(mask, patches.shape).astype(np.complex64), width), dy, dx).real.sum(axis=-3)
+    covered = cov > COVERAGE_MIN
+    region = np.where(covered, num / np.where(covered, cov, 1.0), 0.0)
+    return region.astype(np.complex64), cov.astype(np.float32)
+
+
+def reextract_group(region: np.ndarray, offsets: np.ndarray, N: int) -> np.ndarray:
+    """The N×N patch of each member, taken back out of the merged region (inverse of the merge shift)."""
+    p = merge_pad(N)
+    shifted = fourier_shift(region[..., None, :, :], -offsets[..., 1], -offsets[..., 0])
+    return shifted[..., p:p + N, p:p + N].astype(np.complex64)
+
+
+# -------------------------------------------------------------------------------------------- stitching
+def stitch_weight(probe: np.ndarray, predicted: int, kind: str = "probe") -> np.ndarray:
+    """Per-patch weight: probe intensity (normalised to peak 1) on the predicted central region, or uniform."""
+    N = probe.shape[-1]
+    mask = center_mask(N, predicted)
+    if kind == "uniform":
+        return mask
+    w = np.abs(probe) ** 2
+    return (mask * w / max(float(w.max()), 1e-30)).astype(np.float32)
+
+
+def stitch(patches: np.ndarray, positions: np.ndarray, weight: np.ndarray, shape: tuple[int, int],
+           origin: tuple[int, int] = (0, 0), pad: int = 4, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Place weighted patches on the object grid and normalise by the summed weight.
+
+    ``shape`` (H, W) of the output grid whose pixel (0, 0) is object pixel ``origin`` = (x0, y0). Integer parts
+    of the positions are a slice; fractional parts a Fourier shift of the zero-padded, weighted patch. Returns
+    (object complex64, summed weight float32); the object is 0 where the weight is below STITCH_MIN_WEIGHT·max.
+    """
+    patches = np.asarray(patches)
+    M, N, _ = patches.shape
+    H, W = shape
+    L = N + 2 * pad
+    num = np.zeros((H + 2 * L, W + 2 * L), dtype=np.complex64)  # margins absorb patches at the edge
+    den = np.zeros((H + 2 * L, W + 2 * L), dtype=np.float32)
+    org = patch_origin(positions, N) - np.asarray(origin, dtype=np.float64)  # (x, y) in the output grid
+    base = np.floor(org).astype(np.int64)
+    frac = org - base
+    w = weight.astype(np.float32)
+    for s in range(0, M, chunk):
+        sl = slice(s, s + chunk)
+        wp = np.pad(patches[sl] * w, ((0, 0), (pad, pad), (pad, pad)))
+        ww = np.broadcast_to(np.pad(w, pad), wp.shape)
+        fy, fx = frac[sl, 1], frac[sl, 0]
+        moving = (fy != 0) | (fx != 0)
+        if np.any(moving):
+            wp = wp.copy()
+            ww = ww.astype(np.float32)
+            wp[moving] = fourier_shift(wp[moving], fy[moving], fx[moving])
+            ww[moving] = fourier_shift(ww[moving], fy[moving], fx[moving]).real
+        for k, (bx, by) in enumerate(base[sl]):
+            y0, x0 = by - pad + L, bx - pad + L
+            num[y0:y0 + L, x0:x0 + L] += wp[k]
+            den[y0:y0 + L, x0:x0 + L] += ww[k]
+    num, den = num[L:L + H, L:L + W], den[L:L + H, L:L + W]
+    ok = den > STITCH_MIN_WEIGHT * max(float(den.max()), 1e-30)
+    obj = np.where(ok, num / np.where(ok, den, 1.0), 0).astype(np.complex64)
+    return obj, np.where(ok, den, 0).astype(np.float32)
