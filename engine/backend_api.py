@@ -1,0 +1,89 @@
+"""What every backend implements, and the numpy-side data both of them consume.
+
+The pipeline (backend-neutral) prepares ``TrainingData`` and ``PhysicsConstants`` in numpy, draws the initial
+weights (engine.weights) and the batch order (engine.grouping), then calls the backend module's functions:
+
+    train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights: dict, hooks: TrainHooks,
+          checkpoint_dir: Path, resume: Path | None) -> TrainResult
+    predict(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, x, offsets, batch_size) -> complex patches
+    batch_loss(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, batch: Batch, loss: str) -> float
+    sgd_step(cfg: RunConfig, weights: dict, consts: PhysicsConstants, batch: Batch) -> dict  (one Adam step)
+    ops  — a module mirroring engine.physics for level-0 parity: fourier_shift, merge_group, reextract_group,
+           forward_intensity, poisson_deviance, amplitude_mae (numpy in, numpy out)
+
+Tensors cross this boundary as numpy, channels-first ``(B, C, N, N)``; a backend transposes internally if it wants.
+Both backends batch with ``gather_batch`` so they see identical arrays in identical order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from engine.grouping import Groups
+
+
+@dataclass(frozen=True)
+class PhysicsConstants:
+    probe: np.ndarray  # (N, N) complex64, as measured/guessed (not rescaled)
+    photon_scale: float
+    input_scale: float
+    N: int
+    C: int
+
+    @property
+    def predicted(self) -> int:
+        """Side of the central region the network predicts."""
+        return self.N // 2
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: np.ndarray  # (B, C, N, N) float32 network input (amplitude × input_scale)
+    counts: np.ndarray  # (B, C, N, N) float32 measured counts (amplitude²)
+    offsets: np.ndarray  # (B, C, 2) float32 (dx, dy) from the group centre
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    amplitude: np.ndarray  # (M, N, N) float32 measured amplitude
+    train: Groups
+    val: Groups
+    input_scale: float
+
+    def batch(self, groups: Groups, sel: np.ndarray) -> Batch:
+        return gather_batch(self.amplitude, groups.take(sel), self.input_scale)
+
+
+def gather_batch(amplitude: np.ndarray, groups: Groups, input_scale: float) -> Batch:
+    amp = amplitude[groups.indices]  # (B, C, N, N)
+    return Batch(
+        x=(amp * np.float32(input_scale)).astype(np.float32),
+        counts=(amp.astype(np.float32) ** 2),
+        offsets=groups.offsets.astype(np.float32),
+    )
+
+
+class TrainHooks(Protocol):
+    """Called by a backend's training loop; the pipeline turns these into SPEC §5 events and checkpoints."""
+
+    def on_train_start(self, epochs: int, batches_per_epoch: int) -> None: ...
+    def on_batch_end(self, epoch: int, batch: int, batches: int, loss: float, samples: int) -> None: ...
+    def on_epoch_end(self, epoch: int, train_loss: float, val_loss: float | None, lr: float,
+                     seconds: float, samples_per_s: float, weights: "WeightsGetter") -> None: ...
+    def should_stop(self) -> bool: ...
+
+
+class WeightsGetter(Protocol):
+    def __call__(self) -> dict[str, np.ndarray]: ...
+
+
+@dataclass
+class TrainResult:
+    weights: dict[str, np.ndarray]
+    history: list[dict] = field(default_factory=list)  # one dict per epoch: epoch, train_loss, val_loss, lr, seconds
+    status: str = "ok"  # ok | cancelled
