@@ -1,0 +1,72 @@
+"""The ``pinnacle`` command line: headless subcommands and, with no arguments, the console.
+
+Each subcommand lives in ``console/commands/<name>.py`` and registers itself on ``app`` in ``register``. Command
+modules import only typer/stdlib at module level; numpy/scipy/frameworks are imported inside the command body, so
+``pinnacle --help`` stays fast and never imports tensorflow or torch.
+
+Exit codes (SPEC §5): 0 ok, 1 failure, 2 bad input or usage, 3 parity out of tolerance, 130 cancelled.
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from console.commands import COMMAND_MODULES
+
+app = typer.Typer(
+    name="pinnacle",
+    help="Ptychography reconstruction with a physics-informed neural network (TensorFlow or PyTorch).\n\n"
+    "Run with no arguments to open the operator console.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    """Open the console when no subcommand is given."""
+    if ctx.invoked_subcommand is None:
+        from console.commands.console_cmd import open_console
+
+        open_console()
+
+
+for _module in COMMAND_MODULES:
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the typer app, turning InputError into one line on stderr and exit 2."""
+    from engine.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InputError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except InputError as exc:
+        print(f"pinnacle: error: {exc.one_line()}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SystemExit as exc:  # typer.Exit inside commands
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - click usage errors and real failures
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return EXIT_BAD_INPUT
+        import traceback
+
+        traceback.print_exc()
+        return EXIT_FAILURE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
