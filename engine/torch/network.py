@@ -1,0 +1,112 @@
+"""The SPEC §3 network as a torch ``nn.Module`` whose ``state_dict`` keys are the canonical parameter names.
+
+engine/weights.py is normative; the module tree below is laid out so that torch's own naming reproduces it
+(``encoder.0.conv0.weight``, ``amp_decoder.1.conv1.bias``, ``phase_head.weight``), and torch's OIHW kernels are
+the canonical layout — so loading and exporting weights is a plain copy, no transpose.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from engine.config import ModelConfig
+from engine.weights import check_weights, parameter_specs
+
+
+def _conv(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1, bias=True)
+
+
+class EncoderBlock(nn.Module):
+    """relu(conv0) → relu(conv1) → maxpool 2×2."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv0 = _conv(cin, cout)
+        self.conv1 = _conv(cout, cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(F.relu(self.conv0(x))))
+        return F.max_pool2d(x, 2)
+
+
+class DecoderBlock(nn.Module):
+    """relu(conv0) → relu(conv1) → nearest upsample ×2."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv0 = _conv(cin, cout)
+        self.conv1 = _conv(cout, cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(F.relu(self.conv0(x))))
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+class PtychoNet(nn.Module):
+    """x (B, C, N, N) → (amplitude, phase), each (B, C, N, N) with the predicted N/2 centre, zero elsewhere."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.N = cfg.N
+        C = cfg.channels
+        enc, cin = [], C
+        for f in cfg.encoder_filters:
+            enc.append(EncoderBlock(cin, f))
+            cin = f
+        self.encoder = nn.ModuleList(enc)
+        bottleneck = cin
+
+        def decoder() -> tuple[nn.ModuleList, nn.Conv2d]:
+            blocks, c = [], bottleneck
+            for f in cfg.decoder_filters:
+                blocks.append(DecoderBlock(c, f))
+                c = f
+            return nn.ModuleList(blocks), _conv(c, C)
+
+        self.amp_decoder, self.amp_head = decoder()
+        self.phase_decoder, self.phase_head = decoder()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for block in self.encoder:
+            x = block(x)
+        a = x
+        for block in self.amp_decoder:
+            a = block(a)
+        p = x
+        for block in self.phase_decoder:
+            p = block(p)
+        amp = torch.sigmoid(self.amp_head(a))
+        phase = math.pi * torch.tanh(self.phase_head(p))
+        return pad_center(amp, self.N), pad_center(phase, self.N)
+
+
+def pad_center(a: torch.Tensor, N: int) -> torch.Tensor:
+    """Zero-pad the last two axes symmetrically to N×N (mirrors engine.physics.pad_center)."""
+    n = a.shape[-1]
+    p = (N - n) // 2
+    return F.pad(a, (p, N - n - p, p, N - n - p))
+
+
+def load_canonical(model: PtychoNet, weights: dict[str, np.ndarray], cfg: ModelConfig | None = None) -> None:
+    """Copy canonical numpy weights into ``model`` (exact; refuses anything but the canonical tensors)."""
+    if cfg is not None:
+        problem = check_weights(cfg, weights)
+        if problem:
+            raise ValueError(f"weights do not fit the model: {problem}")
+    state = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in weights.items()}
+    model.load_state_dict(state, strict=True)
+
+
+def canonical_state(model: nn.Module) -> dict[str, np.ndarray]:
+    """The model's parameters as canonical numpy arrays (float32 copies, OIHW)."""
+    return {k: v.detach().cpu().to(torch.float32).contiguous().numpy().copy()
+            for k, v in model.state_dict().items()}
+
+
+def canonical_names(cfg: ModelConfig) -> list[str]:
+    return [name for name, _ in parameter_specs(cfg)]

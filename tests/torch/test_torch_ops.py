@@ -1,0 +1,138 @@
+"""Level-0 parity: every torch op against the float64 numpy oracle, plus the model's canonical weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from engine import physics as P  # noqa: E402
+from engine.config import ModelConfig  # noqa: E402
+from engine.weights import init_weights, parameter_specs  # noqa: E402
+from engine.torch import ops  # noqa: E402
+from engine.torch import physics as tp  # noqa: E402
+from engine.torch.network import PtychoNet, canonical_state, load_canonical  # noqa: E402
+
+pytestmark = pytest.mark.torch
+TOL = 1e-5
+
+
+def crandn(rng, shape):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+
+
+def maxerr(a, b):
+    return float(np.max(np.abs(np.asarray(a, np.complex128) - np.asarray(b, np.complex128))))
+
+
+def test_single_bright_pixel_lands_where_the_shift_says():
+    a = np.zeros((32, 32), np.float32)
+    a[10, 12] = 1.0
+    out = ops.fourier_shift(a, 3.0, -5.0)  # content moves by (+dy, +dx)
+    assert np.unravel_index(np.argmax(np.abs(out)), out.shape) == (13, 7)
+    assert abs(out[13, 7] - 1.0) < TOL
+    half = ops.fourier_shift(a, 0.5, 0.0).real  # half a pixel down: equal weight on rows 10 and 11
+    assert abs(half[10, 12] - half[11, 12]) < TOL
+    assert maxerr(half, P.fourier_shift(a.astype(np.float64), 0.5, 0.0).real) < TOL
+
+
+def test_fourier_shift_matches_oracle_for_batched_shifts():
+    rng = np.random.default_rng(1)
+    a = crandn(rng, (3, 4, 32, 48))
+    dy, dx = rng.uniform(-8, 8, (3, 4)), rng.uniform(-8, 8, (3, 4))
+    assert maxerr(ops.fourier_shift(a, dy, dx), P.fourier_shift(a, dy, dx)) < TOL
+
+
+@pytest.mark.parametrize("N", [32, 64])
+def test_merge_and_reextract_match_oracle(N):
+    rng = np.random.default_rng(2)
+    patches = crandn(rng, (3, 4, N, N))
+    offsets = rng.uniform(-N / 4, N / 4, (3, 4, 2)).astype(np.float32)
+    region, cov = ops.merge_group(patches, offsets)
+    region0, cov0 = P.merge_group(patches, offsets)
+    assert region.shape == region0.shape == (3, N + 2 * P.merge_pad(N), N + 2 * P.merge_pad(N))
+    assert maxerr(region, region0) < TOL
+    assert maxerr(cov, cov0) < TOL
+    mask = P.center_mask(N, N // 2)  # an explicit mask is honoured too
+    assert maxerr(ops.merge_group(patches, offsets, mask)[0], P.merge_group(patches, offsets, mask)[0]) < TOL
+    assert maxerr(ops.reextract_group(region0, offsets, N), P.reextract_group(region0, offsets, N)) < TOL
+
+
+def test_forward_intensity_matches_oracle():
+    rng = np.random.default_rng(3)
+    N = 32
+    probe = crandn(rng, (N, N)) / N  # O(1) far field
+    obj = crandn(rng, (2, 4, N, N))
+    lam = ops.forward_intensity(probe, obj, 1.7)
+    lam0 = P.forward_intensity(probe, obj, 1.7)
+    assert lam.dtype == np.float32 and lam.shape == lam0.shape
+    assert maxerr(lam, lam0) < TOL
+    assert np.isclose(lam.sum(), np.sum(np.abs(1.7 * probe * obj) ** 2), rtol=1e-5)  # energy preserved
+
+
+@pytest.mark.parametrize("name", ["poisson_deviance", "amplitude_mae"])
+def test_losses_match_oracle(name):
+    rng = np.random.default_rng(4)
+    lam = rng.uniform(0.0, 4.0, (2, 4, 16, 16)).astype(np.float32)
+    n = rng.poisson(lam).astype(np.float32)  # includes zeros
+    got, want = getattr(ops, name)(lam, n), getattr(P, name)(lam, n)
+    assert abs(got - want) <= TOL * max(1.0, abs(want))
+
+
+def test_poisson_gradient_is_one_minus_n_over_lambda():
+    rng = np.random.default_rng(5)
+    lam = torch.tensor(rng.uniform(0.5, 4.0, 64), dtype=torch.float32, requires_grad=True)
+    n = torch.tensor(rng.poisson(2.0, 64), dtype=torch.float32)
+    tp.poisson_deviance(lam, n).backward()
+    expected = (1.0 - n.double() / (lam.detach().double() + P.LOSS_EPS)) / lam.numel()
+    assert torch.allclose(lam.grad.double(), expected, rtol=1e-5, atol=1e-9)
+    # and numerically, by central differences of the float64 oracle
+    h, i = 1e-4, 7
+    base = lam.detach().numpy().astype(np.float64)
+    up, down = base.copy(), base.copy()
+    up[i] += h
+    down[i] -= h
+    numeric = (P.poisson_deviance(up, n.numpy()) - P.poisson_deviance(down, n.numpy())) / (2 * h)
+    assert abs(float(lam.grad[i]) - numeric) < 1e-6
+
+
+def test_poisson_gradient_is_finite_where_counts_are_zero():
+    lam = torch.tensor([0.0, 1.0, 2.0], requires_grad=True)
+    n = torch.tensor([0.0, 0.0, 3.0])
+    tp.poisson_deviance(lam, n).backward()
+    assert torch.all(torch.isfinite(lam.grad))
+    assert abs(float(lam.grad[0]) - 1.0 / 3.0) < 1e-6
+
+
+@pytest.mark.parametrize("gridsize,N", [(1, 64), (2, 32)])
+def test_state_dict_keys_are_the_canonical_names(gridsize, N):
+    cfg = ModelConfig(N=N, n_filters_scale=1, gridsize=gridsize)
+    net = PtychoNet(cfg)
+    specs = parameter_specs(cfg)
+    assert list(net.state_dict()) == [name for name, _ in specs]
+    assert [tuple(v.shape) for v in net.state_dict().values()] == [shape for _, shape in specs]
+
+
+def test_load_then_export_is_exact_and_output_has_the_spec_shape():
+    cfg = ModelConfig(N=32, n_filters_scale=1, gridsize=2)
+    weights = init_weights(cfg, seed=3)
+    net = PtychoNet(cfg)
+    load_canonical(net, weights, cfg)
+    back = canonical_state(net)
+    assert set(back) == set(weights)
+    for k in weights:
+        assert back[k].dtype == np.float32 and np.array_equal(back[k], weights[k])
+    with torch.inference_mode():
+        amp, phase = net(torch.rand(2, 4, 32, 32))
+    assert amp.shape == phase.shape == (2, 4, 32, 32)
+    assert float(amp[..., :8, :].abs().max()) == 0.0  # zero outside the predicted centre
+    assert 0.0 < float(amp[..., 8:24, 8:24].min()) and float(amp.max()) < 1.0
+    assert float(phase.abs().max()) <= np.pi
+
+
+def test_load_refuses_wrong_weights():
+    cfg = ModelConfig(N=32, n_filters_scale=1)
+    weights = init_weights(cfg, seed=0)
+    weights.pop("amp_head.bias")
+    with pytest.raises(ValueError, match="amp_head.bias"):
+        load_canonical(PtychoNet(cfg), weights, cfg)
