@@ -1,0 +1,192 @@
+"""The backend module API of engine/backend_api.py, on PyTorch/Lightning.
+
+``train`` runs a ``lightning.Trainer`` over the shared numpy batching and forwards progress to the pipeline's
+TrainHooks through a Lightning Callback; ``predict``/``batch_loss``/``sgd_step`` use the same LightningModule
+without a Trainer. Weights cross the boundary as canonical numpy dicts (engine.weights); the caller draws them.
+Hook epochs and batches are 0-based (the same ``epoch`` that ``grouping.epoch_order`` takes).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from engine.backend_api import Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult
+from engine.config import ModelConfig, RunConfig, TrainingConfig
+from engine.torch import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
+from engine.torch.module import PtychoModule, make_loader
+from engine.torch.network import canonical_state
+
+#: Lightning messages that are expected here (single process, in-memory numpy data, no logger).
+_HARMLESS = (
+    r".*does not have many workers.*",
+    r".*num_workers.*",
+    r".*is smaller than the logging interval.*",
+    r".*Checkpoint directory .* exists and is not empty.*",
+    r".*LightningModule.*has parameters that were not used.*",
+    r".*The dirpath has changed from.*",  # resuming from another run's checkpoint directory
+    r".*isinstance\(treespec, LeafSpec\).*",  # torch 2.13 deprecation inside Lightning's batch-size probe
+)
+
+
+def cpu_threads() -> int:
+    """Cores this process may use (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Silence the known-harmless Lightning warnings and info banners, only while we run."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        for pattern in _HARMLESS:
+            warnings.filterwarnings("ignore", message=pattern)
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _restore_determinism():
+    """Deterministic algorithms for the run only; Lightning would leave the global switch on afterwards."""
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def _tensors(batch: Batch, device="cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return tuple(torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device)
+                 for a in (batch.x, batch.counts, batch.offsets))
+
+
+class HookBridge(L.Callback):
+    """Lightning events → TrainHooks; sets ``trainer.should_stop`` when the pipeline asks to stop."""
+
+    def __init__(self, hooks: TrainHooks, epochs: int):
+        self.hooks, self.epochs = hooks, epochs
+        self.cancelled = False
+        self.t0 = self.t_train = 0.0
+        self.samples = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: PtychoModule) -> None:
+        self.hooks.on_train_start(self.epochs, int(trainer.num_training_batches))
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: PtychoModule) -> None:
+        self.t0 = self.t_train = time.perf_counter()
+        self.samples = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        samples = len(batch[0])
+        self.samples += samples
+        self.t_train = time.perf_counter()
+        loss = float(outputs["loss"].detach())
+        self.hooks.on_batch_end(trainer.current_epoch, batch_idx, int(trainer.num_training_batches), loss, samples)
+        if self.hooks.should_stop():
+            self.cancelled = True
+            trainer.should_stop = True
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: PtychoModule) -> None:
+        """Runs after this epoch's validation; a cancelled (partial) epoch is not reported."""
+        if self.cancelled:
+            return
+        seconds = time.perf_counter() - self.t0
+        train_seconds = max(self.t_train - self.t0, 1e-9)  # throughput of the training batches alone
+        record = {
+            "epoch": trainer.current_epoch,
+            "train_loss": pl_module.epoch_loss("train"),
+            "val_loss": pl_module.epoch_loss("val"),
+            "lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
+            "seconds": seconds,
+            "samples_per_s": self.samples / train_seconds,
+        }
+        pl_module.history.append(record)
+        self.hooks.on_epoch_end(record["epoch"], record["train_loss"], record["val_loss"], record["lr"],
+                                seconds, record["samples_per_s"], lambda: canonical_state(pl_module.net))
+
+
+def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights: dict[str, np.ndarray],
+          hooks: TrainHooks, checkpoint_dir: Path, resume: Path | None = None, *,
+          accelerator: str = "cpu", devices=1) -> TrainResult:
+    """Train from ``weights`` (or from the ``resume`` .ckpt) for cfg.training.epochs epochs in total."""
+    tc: TrainingConfig = cfg.training
+    torch.manual_seed(tc.seed)
+    if accelerator == "cpu":
+        torch.set_num_threads(cpu_threads())
+    module = PtychoModule(cfg, consts, weights)
+    train_loader = make_loader(data, data.train, tc.batch_size, tc.seed, shuffle=True)
+    val_loader = make_loader(data, data.val, tc.batch_size, tc.seed, shuffle=False) if len(data.val) else None
+    bridge = HookBridge(hooks, tc.epochs)
+    checkpoint = ModelCheckpoint(dirpath=str(checkpoint_dir), save_last=True)
+    with _quiet_lightning(), _restore_determinism():
+        trainer = L.Trainer(
+            accelerator=accelerator, devices=devices, max_epochs=tc.epochs,
+            enable_progress_bar=False, logger=False, enable_model_summary=False,
+            deterministic=accelerator == "cpu", callbacks=[bridge, checkpoint],
+            num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(checkpoint_dir),
+        )
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
+                    ckpt_path=str(resume) if resume else None)
+    return TrainResult(weights=canonical_state(module.net), history=list(module.history),
+                       status="cancelled" if bridge.cancelled else "ok")
+
+
+def _module(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants,
+            loss: str = "poisson", learning_rate: float = 1e-3) -> PtychoModule:
+    run = RunConfig(model=cfg, training=TrainingConfig(loss=loss, learning_rate=learning_rate), backend="torch")
+    return PtychoModule(run, consts, weights)
+
+
+def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, x: np.ndarray,
+            offsets: np.ndarray | None, batch_size: int, *, device: str = "cpu") -> np.ndarray:
+    """Complex object patches (M, C, N, N) complex64, after merge/re-extract when C > 1 (before the probe)."""
+    if device == "cpu":
+        torch.set_num_threads(cpu_threads())
+    module = _module(cfg, weights, consts).to(device).eval()
+    M = len(x)
+    if offsets is None:
+        offsets = np.zeros((M, cfg.channels, 2), np.float32)
+    out = np.empty((M, cfg.channels, cfg.N, cfg.N), np.complex64)
+    with torch.inference_mode():
+        for s in range(0, M, batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size], np.float32)).to(device)
+            ob = torch.from_numpy(np.ascontiguousarray(offsets[s:s + batch_size], np.float32)).to(device)
+            out[s:s + batch_size] = module(xb, ob).cpu().numpy()
+    return out
+
+
+def batch_loss(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,
+               loss: str) -> float:
+    """The training loss of one batch for these weights (no update)."""
+    module = _module(cfg, weights, consts, loss=loss).eval()
+    with torch.inference_mode():
+        return float(module.loss(_tensors(batch)))
+
+
+def sgd_step(cfg: RunConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants,
+             batch: Batch) -> dict[str, np.ndarray]:
+    """One Adam step (cfg.training's loss and learning rate) from ``weights`` on ``batch``; canonical weights after."""
+    torch.manual_seed(cfg.training.seed)
+    module = PtychoModule(cfg, consts, weights)
+    optimizer = module.configure_optimizers()
+    optimizer.zero_grad()
+    module.loss(_tensors(batch)).backward()
+    optimizer.step()
+    return canonical_state(module.net)
