@@ -1,0 +1,213 @@
+"""The backend module API of engine/backend_api.py, on TensorFlow/Keras 3 (the default backend).
+
+Training is an explicit loop around a ``tf.GradientTape`` step compiled once with ``tf.function`` (fixed input
+signature, free batch dimension, so the short last batch does not retrace). Model.fit would read worse here: the
+batch order must be the shared numpy order (grouping.epoch_order/batches, identical in both backends), the loss
+needs the physics constants (probe, photon scale, merge window) rather than (y_true, y_pred), and the pipeline's
+hooks must fire after every batch so that a cancel request stops at once — all three fight fit()'s data adapters
+and callback timing. Weights cross the boundary as canonical numpy dicts (engine.weights); the caller draws them.
+Hook epochs and batches are 0-based (the ``epoch`` that ``grouping.epoch_order`` takes), as in the torch backend.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from engine import grouping
+from engine.backend_api import Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult
+from engine.config import ModelConfig, RunConfig
+from engine.errors import InputError
+from engine.physics import merge_pad, merge_window
+from engine.tf import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
+from engine.tf import physics as tp
+from engine.tf.network import build_network, canonical_weights, load_canonical
+
+#: Keras' Adam defaults, written out: the torch backend sets the same betas and epsilon.
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-7
+#: Checkpoints kept in checkpoint_dir (the newest is what ``resume`` restores).
+KEEP_CHECKPOINTS = 2
+
+
+class Pinn:
+    """Network + physics constants + the compiled steps. One instance per job; nothing global."""
+
+    def __init__(self, cfg: ModelConfig, consts: PhysicsConstants, weights: dict[str, np.ndarray],
+                 loss: str = "poisson", learning_rate: float | None = None):
+        self.cfg = cfg
+        self.model = build_network(cfg)
+        load_canonical(self.model, weights, cfg)
+        N, C = cfg.N, cfg.channels
+        R = N + 2 * merge_pad(N)
+        self.probe = tf.constant(np.asarray(consts.probe, np.complex64))
+        self.photon_scale = float(consts.photon_scale)
+        self.window = tf.constant(merge_window(N))
+        self.k = tp.fftfreq(R)  # ky = kx: the merged region is square
+        self.loss_fn = tp.LOSSES[loss]
+        self.optimizer = None
+        if learning_rate is not None:
+            self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=ADAM_BETAS[0],
+                                                   beta_2=ADAM_BETAS[1], epsilon=ADAM_EPS)
+            self.optimizer.build(self.model.trainable_variables)
+        x = tf.TensorSpec((None, C, N, N), tf.float32)
+        off = tf.TensorSpec((None, C, 2), tf.float32)
+        self.predict_step = tf.function(self._objects, input_signature=[x, off], reduce_retracing=True)
+        self.eval_step = tf.function(self._loss, input_signature=[x, x, off])
+        self.train_step = tf.function(self._train_step, input_signature=[x, x, off])
+
+    # ------------------------------------------------------------------------------ model, top to bottom
+    def _objects(self, x: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
+        """Complex object patches (B, C, N, N) after the overlap constraint (merge → re-extract when C > 1)."""
+        amp, phase = self.model(x, training=False)
+        obj = tp.object_patches(amp, phase)
+        if self.cfg.channels > 1:
+            region, _ = tp.merge_group(obj, offsets, self.window, self.k, self.k)
+            obj = tp.reextract_group(region, offsets, self.cfg.N, self.k, self.k)
+        return obj
+
+    def _loss(self, x: tf.Tensor, counts: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
+        lam = tp.forward_intensity(self.probe, self._objects(x, offsets), self.photon_scale)
+        return self.loss_fn(lam, counts)
+
+    def _train_step(self, x: tf.Tensor, counts: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = self._loss(x, counts, offsets)
+        grads = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    # --------------------------------------------------------------------------------------- helpers
+    def loss_of(self, batch: Batch) -> float:
+        return float(self.eval_step(*_tensors(batch)))
+
+    def step(self, batch: Batch) -> float:
+        return float(self.train_step(*_tensors(batch)))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return canonical_weights(self.model)
+
+
+def _tensors(batch: Batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    return tuple(tf.constant(np.asarray(a, np.float32)) for a in (batch.x, batch.counts, batch.offsets))
+
+
+def _val_loss(pinn: Pinn, data: TrainingData, batch_size: int) -> float | None:
+    """Sample-weighted mean loss over the validation groups, in order; None when there are none."""
+    if len(data.val) == 0:
+        return None
+    total, samples = 0.0, 0
+    for sel in grouping.batches(np.arange(len(data.val)), batch_size):
+        batch = data.batch(data.val, sel)
+        total += pinn.loss_of(batch) * len(batch)
+        samples += len(batch)
+    return total / samples
+
+
+class _Checkpoints:
+    """Weights + Adam state + finished-epoch history in one ``tf.train.Checkpoint`` (one atomic write per epoch)."""
+
+    def __init__(self, pinn: Pinn, directory: Path | None):
+        self.epoch = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self.history = tf.Variable("[]", dtype=tf.string, trainable=False)
+        self.ckpt = tf.train.Checkpoint(model=pinn.model, optimizer=pinn.optimizer, epoch=self.epoch,
+                                        history=self.history)
+        self.manager = None
+        if directory is not None:
+            self.manager = tf.train.CheckpointManager(self.ckpt, str(directory), max_to_keep=KEEP_CHECKPOINTS,
+                                                      checkpoint_name="ckpt")
+
+    def save(self, epoch: int, history: list[dict]) -> None:
+        if self.manager is None:
+            return
+        self.epoch.assign(epoch)
+        self.history.assign(json.dumps(history))
+        self.manager.save(checkpoint_number=epoch)
+
+    def restore(self, directory: Path) -> tuple[int, list[dict]]:
+        """(last finished epoch, history) from the newest checkpoint in ``directory``."""
+        path = tf.train.latest_checkpoint(str(directory))
+        if path is None:
+            raise InputError(str(directory), None, "a directory holding a TensorFlow checkpoint of this backend")
+        try:
+            self.ckpt.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+            raise InputError(str(directory), None, f"a checkpoint of this model and config ({exc})") from exc
+        return int(self.epoch.numpy()), json.loads(self.history.numpy().decode())
+
+
+def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights: dict[str, np.ndarray],
+          hooks: TrainHooks, checkpoint_dir: Path | None, resume: Path | None = None) -> TrainResult:
+    """Train from ``weights`` (or from the newest checkpoint in ``resume``) for cfg.training.epochs epochs in total.
+
+    A checkpoint goes to ``checkpoint_dir`` after every finished epoch (None: no checkpoints).
+    """
+    tc = cfg.training
+    tf.random.set_seed(tc.seed)  # nothing here draws random numbers; seeded anyway so that stays deterministic
+    pinn = Pinn(cfg.model, consts, weights, loss=tc.loss, learning_rate=tc.learning_rate)
+    checkpoints = _Checkpoints(pinn, None if checkpoint_dir is None else Path(checkpoint_dir))
+    history: list[dict] = []
+    start = 0
+    if resume is not None:
+        last, history = checkpoints.restore(Path(resume))
+        start = last + 1
+    n_batches = len(grouping.batches(np.arange(len(data.train)), tc.batch_size))
+    hooks.on_train_start(tc.epochs, n_batches)
+    lr = float(tc.learning_rate)
+    for epoch in range(start, tc.epochs):
+        t0 = time.perf_counter()
+        total, samples = 0.0, 0
+        order = grouping.epoch_order(len(data.train), tc.seed, epoch)
+        for b, sel in enumerate(grouping.batches(order, tc.batch_size)):
+            batch = data.batch(data.train, sel)
+            loss = pinn.step(batch)
+            total += loss * len(batch)
+            samples += len(batch)
+            hooks.on_batch_end(epoch, b, n_batches, loss, len(batch))
+            if hooks.should_stop():  # a partial epoch is neither reported nor checkpointed
+                return TrainResult(weights=pinn.weights(), history=history, status="cancelled")
+        train_seconds = max(time.perf_counter() - t0, 1e-9)
+        val_loss = _val_loss(pinn, data, tc.batch_size)
+        seconds = time.perf_counter() - t0
+        record = {"epoch": epoch, "train_loss": total / samples, "val_loss": val_loss, "lr": lr,
+                  "seconds": seconds, "samples_per_s": samples / train_seconds}
+        history.append(record)
+        checkpoints.save(epoch, history)
+        hooks.on_epoch_end(epoch, record["train_loss"], val_loss, lr, seconds, record["samples_per_s"],
+                           pinn.weights)
+    return TrainResult(weights=pinn.weights(), history=history, status="ok")
+
+
+def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, x: np.ndarray,
+            offsets: np.ndarray | None, batch_size: int) -> np.ndarray:
+    """Complex object patches (M, C, N, N) complex64, after merge/re-extract when C > 1 (before the probe)."""
+    pinn = Pinn(cfg, consts, weights)
+    M = len(x)
+    if offsets is None:
+        offsets = np.zeros((M, cfg.channels, 2), np.float32)
+    out = np.empty((M, cfg.channels, cfg.N, cfg.N), np.complex64)
+    for s in range(0, M, batch_size):
+        xb = tf.constant(np.asarray(x[s:s + batch_size], np.float32))
+        ob = tf.constant(np.asarray(offsets[s:s + batch_size], np.float32))
+        out[s:s + batch_size] = pinn.predict_step(xb, ob).numpy()
+    return out
+
+
+def batch_loss(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,
+               loss: str) -> float:
+    """The training loss of one batch for these weights (no update)."""
+    return Pinn(cfg, consts, weights, loss=loss).loss_of(batch)
+
+
+def sgd_step(cfg: RunConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants,
+             batch: Batch) -> dict[str, np.ndarray]:
+    """One Adam step (cfg.training's loss and learning rate) from ``weights`` on ``batch``; canonical weights after."""
+    tf.random.set_seed(cfg.training.seed)
+    pinn = Pinn(cfg.model, consts, weights, loss=cfg.training.loss, learning_rate=cfg.training.learning_rate)
+    pinn.step(batch)
+    return pinn.weights()

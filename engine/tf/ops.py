@@ -1,0 +1,49 @@
+"""Numpy-in, numpy-out wrappers of engine/tf/physics.py with engine.physics' signatures (level-0 parity).
+
+Inputs are cast to single precision (complex64 / float32) the way the training graph sees them; losses return
+python floats like the oracle. Eager execution: these are for tests and the parity report, not for speed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from engine.tf import physics as tp
+
+
+def _c(a) -> tf.Tensor:
+    return tf.constant(np.asarray(a, dtype=np.complex64))
+
+
+def _f(a) -> tf.Tensor:
+    return tf.constant(np.asarray(a, dtype=np.float32))
+
+
+def _d(a) -> tf.Tensor:
+    return tf.constant(np.asarray(a, dtype=np.float64))
+
+
+def fourier_shift(a: np.ndarray, dy, dx) -> np.ndarray:
+    return tp.fourier_shift(_c(a), _d(dy), _d(dx)).numpy()
+
+
+def merge_group(patches: np.ndarray, offsets: np.ndarray, mask: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    region, cov = tp.merge_group(_c(patches), _f(offsets), None if mask is None else _f(mask))
+    return region.numpy(), cov.numpy()
+
+
+def reextract_group(region: np.ndarray, offsets: np.ndarray, N: int) -> np.ndarray:
+    return tp.reextract_group(_c(region), _f(offsets), N).numpy()
+
+
+def forward_intensity(probe: np.ndarray, obj_patches: np.ndarray, photon_scale: float = 1.0) -> np.ndarray:
+    return tp.forward_intensity(_c(probe), _c(obj_patches), float(photon_scale)).numpy()
+
+
+def poisson_deviance(pred_counts: np.ndarray, counts: np.ndarray) -> float:
+    return float(tp.poisson_deviance(_f(pred_counts), _f(counts)))
+
+
+def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray) -> float:
+    return float(tp.amplitude_mae(_f(pred_counts), _f(counts)))
