@@ -1,0 +1,288 @@
+"""Reconstruction quality metrics of SPEC §7, each with its convention written next to it.
+
+A reconstruction is only defined up to a global phase offset, a linear phase ramp, an amplitude scale and a
+(sub-pixel) translation, so ``evaluate`` removes those ambiguities before any number is computed, and compares
+only inside the scanned region (the bounding box of the probe centres). docs/metrics.md lists the conventions.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+#: Registration precision: 1/20 pixel (skimage phase_cross_correlation ``upsample_factor``).
+UPSAMPLE_FACTOR = 20
+#: The predecessor papers' PSNR uses peak R = 255 on [0, 1] data: +20·log10(255) = +48.13 dB over peak 1.
+PSNR_255_OFFSET_DB = 20.0 * math.log10(255.0)
+FRC_HALF = 0.5
+FRC_SEVENTH = 1.0 / 7.0
+
+CONVENTIONS = {
+    "region": "bounding box of the probe centres, [y0, y1, x0, x1) in the truth object's pixel frame",
+    "registration": "sub-pixel shift: phase correlation of the complex images (1/20 px, after a first phase-ramp "
+                    "removal), polished by minimising the aligned residual; applied to the recon by Fourier shift",
+    "amplitude": "recon amplitude scaled by the least-squares factor onto the truth",
+    "phase": "global offset and linear ramp of angle(truth * conj(recon)) removed by least squares; recon phase "
+             "taken on the branch nearest the truth",
+    "mae": "mean absolute error (amplitude units; phase in radians, wrapped difference)",
+    "psnr": "10*log10(1 / MSE), peak 1 (phase mapped to [0, 1] as (phi + pi) / (2 pi)); inf when identical",
+    "psnr_255": "predecessor papers' R = 255 convention = psnr + 48.13 dB (shown for comparison only)",
+    "ssim": "skimage.metrics.structural_similarity, data_range 1 (phase mapped to [0, 1])",
+    "frc": "Fourier ring correlation of the mean-removed, Hann-windowed largest centred square of the region; "
+           "ring r = r cycles per side S; resolution_px = S / r; null = threshold not crossed up to Nyquist",
+}
+
+
+# ------------------------------------------------------------------------------------------------ region
+def scanned_region(positions: np.ndarray, N: int, origin: tuple[float, float] = (0, 0),
+                   shape: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
+    """Bounding box (y0, y1, x0, x1), end-exclusive, of the probe centres in a grid whose (0, 0) is ``origin``.
+
+    Only the centres' box is compared: the outer half-probe rim is seen by few patterns and is not
+    reconstructed to the same standard. ``N`` is accepted for the shared call signature; ``shape`` clips.
+    """
+    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2) - np.asarray(origin, dtype=np.float64)
+    if len(pos) == 0 or N < 1:
+        raise ValueError("scanned_region needs at least one position and N >= 1")
+    x0, y0 = np.floor(pos.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pos.max(axis=0)).astype(int) + 1
+    y0, x0 = max(int(y0), 0), max(int(x0), 0)
+    if shape is not None:
+        y1, x1 = min(int(y1), shape[0]), min(int(x1), shape[1])
+    return int(y0), int(y1), int(x0), int(x1)
+
+
+# ------------------------------------------------------------------------------------------ registration
+def register_shift(ref: np.ndarray, moving: np.ndarray) -> tuple[float, float]:
+    """(dy, dx) that moves ``moving`` onto ``ref`` (to 1/20 px), by phase correlation of the complex images.
+
+    Complex, not amplitude: phase objects have a flat amplitude with nothing to register on, and a global
+    phase offset does not change the correlation peak. A linear phase ramp does (it shifts the spectrum), so
+    ``evaluate`` removes a first ramp estimate before registering and fits the ramp again afterwards.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    shift, _, _ = phase_cross_correlation(np.asarray(ref), np.asarray(moving), upsample_factor=UPSAMPLE_FACTOR)
+    return float(shift[0]), float(shift[1])
+
+
+def apply_shift(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """Band-limited (Fourier) shift of a complex or real image: content moves by (+dy, +dx), periodic."""
+    image = np.asarray(image)
+    spec = ndimage.fourier_shift(np.fft.fft2(image), (dy, dx))
+    out = np.fft.ifft2(spec)
+    return out if np.iscomplexobj(image) else out.real
+
+
+def refine_shift(ref: np.ndarray, recon: np.ndarray, origin: tuple[int, int], region: tuple[int, int, int, int],
+                 start: tuple[float, float]) -> tuple[float, float]:
+    """Polish a registration by minimising the residual left after offset/ramp/scale removal.
+
+    Phase correlation of cropped, non-periodic, smooth images is biased by a few tenths of a pixel (the crop
+    edges correlate at zero shift). Here the whole recon grid is Fourier-shifted and only the region compared,
+    so there is no edge; the search stays within ±1.5 px of ``start``.
+    """
+    from scipy.optimize import minimize
+
+    spec = np.fft.fft2(recon)
+    ky = np.fft.fftfreq(recon.shape[0])[:, None]
+    kx = np.fft.fftfreq(recon.shape[1])[None, :]
+
+    def residual(d):
+        moved = np.fft.ifft2(spec * np.exp(-2j * np.pi * (ky * d[0] + kx * d[1])))
+        r = remove_phase_ramp(_crop_recon(moved, origin, region), ref)
+        s = float(np.real(np.vdot(r, ref)) / max(float(np.vdot(r, r).real), 1e-300))
+        return float(np.mean(np.abs(ref - s * r) ** 2))
+
+    x0 = np.asarray(start, dtype=np.float64)
+    res = minimize(residual, x0, method="Nelder-Mead",
+                   options={"xatol": 1e-3, "fatol": 1e-14, "initial_simplex": x0 + [[0, 0], [0.3, 0], [0, 0.3]]})
+    d = res.x if res.fun < residual(x0) and np.all(np.abs(res.x - x0) <= 1.5) else x0
+    return float(d[0]), float(d[1])
+
+
+# ------------------------------------------------------------------------------------- ambiguity removal
+def _as_complex(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    return a.astype(np.complex128) if np.iscomplexobj(a) else np.exp(1j * a.astype(np.float64))
+
+
+def fit_phase_plane(z: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Least-squares plane c + gy·y + gx·x to the phase of ``z``, fitted without unwrapping.
+
+    A first guess of the gradient comes from the phase of neighbour products (immune to wrapping), the offset
+    from the phase of the de-ramped sum; the remaining small, unwrapped residual is fitted by least squares.
+    """
+    z = np.asarray(z, dtype=np.complex128)
+    m = np.ones(z.shape, bool) if mask is None else np.asarray(mask, bool)
+    zm = np.where(m, z, 0)
+    gy = float(np.angle(np.sum(zm[1:] * np.conj(zm[:-1])))) if z.shape[0] > 1 else 0.0
+    gx = float(np.angle(np.sum(zm[:, 1:] * np.conj(zm[:, :-1])))) if z.shape[1] > 1 else 0.0
+    yy, xx = np.mgrid[: z.shape[0], : z.shape[1]].astype(np.float64)
+    plane = gy * yy + gx * xx
+    plane += float(np.angle(np.sum(zm * np.exp(-1j * plane))))
+    resid = np.angle(z * np.exp(-1j * plane))
+    A = np.stack([np.ones(m.sum()), yy[m], xx[m]], axis=1)
+    coef, *_ = np.linalg.lstsq(A, resid[m], rcond=None)
+    return plane + coef[0] + coef[1] * yy + coef[2] * xx
+
+
+def remove_phase_ramp(phase_or_complex: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Remove the global phase offset and linear phase ramp of ``x`` relative to ``ref``.
+
+    Fitted on the product ``ref·conj(x)`` (so the fit never sees a wrapped phase). A real input is a phase
+    and a phase comes back (wrapped to (-π, π]); a complex input comes back complex.
+    """
+    x = np.asarray(phase_or_complex)
+    zx, zr = _as_complex(x), _as_complex(ref)
+    corrected = zx * np.exp(1j * fit_phase_plane(zr * np.conj(zx), mask))
+    return corrected if np.iscomplexobj(x) else np.angle(corrected)
+
+
+def scale_amplitude(amp: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """``amp`` times the least-squares factor s = Σ amp·ref / Σ amp² that best matches ``ref``; returns (scaled, s)."""
+    a, r = np.asarray(amp, np.float64), np.asarray(ref, np.float64)
+    m = np.ones(a.shape, bool) if mask is None else np.asarray(mask, bool)
+    denom = float(np.sum(a[m] ** 2))
+    s = float(np.sum(a[m] * r[m]) / denom) if denom > 0 else 1.0
+    return a * s, s
+
+
+# ------------------------------------------------------------------------------------------- pixel metrics
+def mae(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference."""
+    return float(np.mean(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB with peak 1 (``inf`` when identical)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def psnr_255(a: np.ndarray, b: np.ndarray) -> float:
+    """The predecessor papers' convention (peak R = 255 on [0, 1] data): ``psnr + 48.13 dB``. Label it so."""
+    return psnr(a, b) + PSNR_255_OFFSET_DB
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
+    """Structural similarity (scikit-image, default 7×7 window), with an explicit data range."""
+    from skimage.metrics import structural_similarity
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    win = min(7, *a.shape)
+    win -= 1 - win % 2  # odd
+    return float(structural_similarity(a, b, data_range=data_range, win_size=win))
+
+
+def phase_to_unit(phase: np.ndarray) -> np.ndarray:
+    """Map a phase in radians to [0, 1] as (φ + π) / (2π), the convention for phase PSNR and SSIM."""
+    return (np.asarray(phase, np.float64) + np.pi) / (2 * np.pi)
+
+
+# --------------------------------------------------------------------------------------------------- FRC
+def _square_crop(a: np.ndarray, side: int) -> np.ndarray:
+    y0, x0 = (a.shape[0] - side) // 2, (a.shape[1] - side) // 2
+    return a[y0:y0 + side, x0:x0 + side]
+
+
+def frc(a: np.ndarray, b: np.ndarray, window: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Fourier ring correlation of two images: (rings, curve), rings 0 … S/2 - 1 on the centred S×S square.
+
+    Each image is mean-removed and (by default) Hann-windowed so that the crop edges add no spurious
+    high-frequency correlation. Ring r holds spatial frequency r / S cycles per pixel.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    side = min(a.shape[-2:])
+    a, b = _square_crop(a, side), _square_crop(b, side)
+    a, b = a - a.mean(), b - b.mean()
+    if window:
+        from skimage.filters import window as sk_window
+
+        hann = sk_window("hann", (side, side))
+        a, b = a * hann, b * hann
+    A, B = np.fft.fftshift(np.fft.fft2(a)), np.fft.fftshift(np.fft.fft2(b))
+    y, x = np.indices((side, side)) - side // 2
+    ring = np.rint(np.hypot(y, x)).astype(int).ravel()
+    n = side // 2
+    keep = ring < n
+    ring = ring[keep]
+    cross = np.bincount(ring, np.real(A * np.conj(B)).ravel()[keep], n)
+    pa = np.bincount(ring, (np.abs(A) ** 2).ravel()[keep], n)
+    pb = np.bincount(ring, (np.abs(B) ** 2).ravel()[keep], n)
+    denom = np.sqrt(pa * pb)
+    curve = np.where(denom > 0, cross / np.where(denom > 0, denom, 1.0), 1.0)
+    return np.arange(n), curve
+
+
+def frc_thresholds(curve: np.ndarray, size: int | None = None) -> dict:
+    """FRC50 and FRC 1/7: the first ring (from ring 1) where the curve drops below the threshold.
+
+    Each as ring index and as resolution in pixels (``size / ring``; ``size`` defaults to 2·len(curve), the
+    square side that ``frc`` used). ``None`` when the curve never drops below it up to Nyquist.
+    """
+    curve = np.asarray(curve, np.float64)
+    size = 2 * len(curve) if size is None else int(size)
+    out = {}
+    for name, thr in (("frc50", FRC_HALF), ("frc7", FRC_SEVENTH)):
+        below = np.nonzero(curve[1:] < thr)[0]
+        ring = int(below[0]) + 1 if len(below) else None
+        out[f"{name}_ring"] = ring
+        out[f"{name}_px"] = float(size / ring) if ring else None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+def _crop_recon(recon: np.ndarray, origin: tuple[int, int], region: tuple[int, int, int, int]) -> np.ndarray:
+    y0, y1, x0, x1 = region
+    ox, oy = origin
+    return recon[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+
+
+def _image_metrics(rec: np.ndarray, truth: np.ndarray, mae_value: float) -> dict:
+    _, curve = frc(rec, truth)
+    out = {"mae": mae_value, "psnr": psnr(rec, truth), "psnr_255": psnr_255(rec, truth), "ssim": ssim(rec, truth)}
+    out.update(frc_thresholds(curve, size=min(rec.shape)))
+    return out
+
+
+def evaluate(recon_object: np.ndarray, recon_origin: tuple[float, float], truth_object: np.ndarray,
+             positions: np.ndarray, N: int) -> dict:
+    """All metrics for amplitude and phase after removing the ambiguities; a JSON-able dict with conventions.
+
+    ``recon_origin`` (x, y) is the recon grid's top-left in the truth object's pixel frame (rounded to whole
+    pixels; the sub-pixel part is left to registration). Raises ValueError when the grids do not overlap
+    the scanned region.
+    """
+    rec = np.asarray(recon_object).astype(np.complex128)
+    truth = np.asarray(truth_object).astype(np.complex128)
+    ox, oy = (int(round(float(v))) for v in recon_origin)
+    y0, y1, x0, x1 = scanned_region(positions, N, shape=truth.shape)
+    y0, x0 = max(y0, oy), max(x0, ox)
+    y1, x1 = min(y1, oy + rec.shape[0]), min(x1, ox + rec.shape[1])
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        raise ValueError("the reconstruction does not cover the scanned region of the truth object")
+    region = (y0, y1, x0, x1)
+    t = truth[y0:y1, x0:x1]
+    coarse = remove_phase_ramp(_crop_recon(rec, (ox, oy), region), t)  # a ramp would bias the correlation
+    dy, dx = register_shift(t, coarse)
+    if np.any(coarse != t):  # nothing to polish for an identical copy
+        dy, dx = refine_shift(t, rec, (ox, oy), region, (dy, dx))
+    if dy or dx:  # shift the whole grid, so the periodic wrap stays outside the region
+        rec = apply_shift(rec, dy, dx)
+    r = _crop_recon(rec, (ox, oy), region)
+
+    amp_r, s = scale_amplitude(np.abs(r), np.abs(t))
+    amp_t = np.abs(t)
+    r_aligned = remove_phase_ramp(r, t)
+    phase_t = np.angle(t)
+    dphi = np.angle(r_aligned * np.conj(t))  # wrapped difference
+    phase_r = phase_t + dphi  # recon phase on the branch nearest the truth
+    return {
+        "amplitude": {**_image_metrics(amp_r, amp_t, mae(amp_r, amp_t)), "scale": s},
+        "phase": _image_metrics(phase_to_unit(phase_r), phase_to_unit(phase_t), float(np.mean(np.abs(dphi)))),
+        "registration_shift_px": [dy, dx],
+        "region": [int(v) for v in region],
+        "conventions": dict(CONVENTIONS),
+    }

@@ -1,0 +1,188 @@
+"""Metrics of SPEC §7: perfect scores for identical images, ambiguity removal, monotone response to noise, FRC,
+the recon file round trip, and `pinnacle evaluate` end to end on a small synthetic dataset."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from console.cli import main
+from engine import metrics as mt
+from engine import physics
+from engine.recon import load_recon, write_recon
+from tests.synthetic import smooth_object
+
+N = 32
+
+
+@pytest.fixture(scope="module")
+def scene():
+    rng = np.random.default_rng(3)
+    obj = smooth_object(112, rng, sigma=2.0)
+    g = np.arange(30, 83, 4.0)
+    pos = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2) + rng.uniform(-0.5, 0.5, (len(g) ** 2, 2))
+    return obj, pos
+
+
+def test_scanned_region_is_box_of_centres_in_grid_frame():
+    pos = np.array([[10.2, 20.7], [30.0, 25.5]])
+    assert mt.scanned_region(pos, 16) == (20, 27, 10, 31)
+    assert mt.scanned_region(pos, 16, origin=(5, 10)) == (10, 17, 5, 26)
+    assert mt.scanned_region(pos, 16, shape=(22, 100)) == (20, 22, 10, 31)
+
+
+def test_identical_images_score_perfect(scene):
+    obj, pos = scene
+    res = mt.evaluate(obj, (0, 0), obj, pos, N)
+    for part in ("amplitude", "phase"):
+        assert res[part]["mae"] == 0.0
+        assert res[part]["psnr"] == np.inf
+        assert res[part]["ssim"] == pytest.approx(1.0, abs=1e-12)
+        assert res[part]["frc50_ring"] is None and res[part]["frc7_ring"] is None
+    assert res["registration_shift_px"] == [0.0, 0.0]
+    json.dumps(res)  # JSON-able (inf is a float json.dumps accepts; the CLI writes "inf")
+
+
+def _ambiguous_copy(obj, dy=0.35, dx=-0.6, scale=1.3, offset=2.0, gy=0.05, gx=-0.08):
+    """The truth, sub-pixel shifted, amplitude-scaled, phase-offset and phase-ramped: what a recon may return."""
+    moved = physics.fourier_shift(obj.astype(np.complex128), dy, dx)
+    yy, xx = np.mgrid[: obj.shape[0], : obj.shape[1]]
+    return scale * moved * np.exp(1j * (offset + gy * yy + gx * xx))
+
+
+def test_ambiguities_are_removed(scene):
+    obj, pos = scene
+    res = mt.evaluate(_ambiguous_copy(obj), (0, 0), obj, pos, N)
+    assert res["registration_shift_px"] == pytest.approx([-0.35, 0.6], abs=0.05 + 1e-9)
+    assert res["amplitude"]["scale"] == pytest.approx(1 / 1.3, rel=1e-3)
+    for part in ("amplitude", "phase"):
+        assert res[part]["ssim"] > 0.99, part
+        assert res[part]["psnr"] > 40, part
+    assert res["amplitude"]["mae"] < 5e-3
+    assert res["phase"]["mae"] < 1e-2  # rad
+
+
+def test_without_ambiguity_removal_the_copy_scores_badly(scene):
+    """Guards the previous test: the same copy compared naively is far from perfect."""
+    obj, pos = scene
+    y0, y1, x0, x1 = mt.scanned_region(pos, N)
+    bad = _ambiguous_copy(obj)[y0:y1, x0:x1]
+    good = obj[y0:y1, x0:x1]
+    pb, pg = mt.phase_to_unit(np.angle(bad)), mt.phase_to_unit(np.angle(good))
+    assert mt.ssim(pb, pg) < 0.7 and mt.psnr(pb, pg) < 20
+
+
+def test_recon_on_offset_grid(scene):
+    obj, pos = scene
+    crop = obj[10:100, 6:104]
+    res = mt.evaluate(crop, (6, 10), obj, pos, N)
+    assert res["amplitude"]["mae"] == 0.0 and res["phase"]["ssim"] == pytest.approx(1.0)
+
+
+def test_noise_lowers_scores_monotonically(scene):
+    obj, pos = scene
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(obj.shape) + 1j * rng.standard_normal(obj.shape)
+    scores = [mt.evaluate(obj + s * noise, (0, 0), obj, pos, N) for s in (0.01, 0.03, 0.1, 0.3)]
+    for part in ("amplitude", "phase"):
+        for key in ("ssim", "psnr"):
+            vals = [r[part][key] for r in scores]
+            assert all(a > b for a, b in zip(vals, vals[1:])), (part, key, vals)
+        maes = [r[part]["mae"] for r in scores]
+        assert all(a < b for a, b in zip(maes, maes[1:])), (part, maes)
+
+
+def test_remove_phase_ramp_handles_wrapping_ramps():
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(-1, 1, (48, 40))
+    yy, xx = np.mgrid[:48, :40]
+    ramped = np.angle(np.exp(1j * (ref + 0.4 * yy - 0.7 * xx + 3.0)))  # wraps many times
+    back = mt.remove_phase_ramp(ramped, ref)
+    assert np.abs(np.angle(np.exp(1j * (back - ref)))).max() < 1e-9
+    cplx = mt.remove_phase_ramp(np.exp(1j * ramped) * 0.5, np.exp(1j * ref))
+    assert np.iscomplexobj(cplx) and np.allclose(cplx, 0.5 * np.exp(1j * ref))
+
+
+def test_psnr_conventions():
+    a = np.zeros((8, 8))
+    b = np.full((8, 8), 0.1)  # MSE 0.01 → 20 dB at peak 1
+    assert mt.psnr(a, b) == pytest.approx(20.0)
+    assert mt.psnr_255(a, b) == pytest.approx(20.0 + 48.1308, abs=1e-3)
+    assert mt.mae(a, b) == pytest.approx(0.1)
+
+
+def test_frc_identical_is_one_and_independent_noise_is_low():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((64, 80))
+    rings, curve = mt.frc(a, a)
+    assert len(rings) == 32 and np.allclose(curve, 1.0)
+    _, c2 = mt.frc(a, rng.standard_normal((64, 80)))
+    assert np.abs(c2[4:]).mean() < 0.15
+
+
+def test_frc_thresholds_on_synthetic_curve():
+    curve = 1.0 - np.arange(32) / 31.0  # crosses 0.5 after ring 15.5 and 1/7 after ring 26.57
+    th = mt.frc_thresholds(curve)
+    assert th["frc50_ring"] == 16 and th["frc50_px"] == pytest.approx(64 / 16)
+    assert th["frc7_ring"] == 27 and th["frc7_px"] == pytest.approx(64 / 27)
+    assert mt.frc_thresholds(np.ones(10))["frc50_ring"] is None
+
+
+# --------------------------------------------------------------------------------- recon file and CLI
+def _dataset(path, obj, pos, with_object=True):
+    arrays = dict(xcoords=pos[:, 0], ycoords=pos[:, 1], diffraction=np.ones((len(pos), N, N), np.float32))
+    if with_object:
+        arrays["objectGuess"] = obj
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_write_and_load_recon_round_trip(tmp_path, scene):
+    obj, pos = scene
+    out = write_recon(tmp_path / "r" / "recon.npz", obj[5:50, 7:60], (7, 5), pos, backend="torch", epochs=3)
+    assert [p.name for p in out.parent.iterdir()] == ["recon.npz"]  # no temporary left behind
+    rec = load_recon(out)
+    assert rec.origin == (7, 5) and rec.object.dtype == np.complex64
+    assert np.array_equal(rec.object, obj[5:50, 7:60]) and np.allclose(rec.positions, pos)
+    assert rec.meta == {"backend": "torch", "epochs": 3}
+    with np.load(out) as z:
+        assert np.allclose(z["amplitude"], np.abs(obj[5:50, 7:60]))
+
+
+def test_cli_evaluate_dataset_against_itself_is_perfect(tmp_path, scene, capsys):
+    obj, pos = scene
+    ds = _dataset(tmp_path / "ds.npz", obj, pos)
+    assert main(["evaluate", ds, "--truth", ds, "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    for part in ("amplitude", "phase"):
+        assert res[part]["ssim"] == pytest.approx(1.0) and res[part]["mae"] == 0 and res[part]["psnr"] == "inf"
+    assert "conventions" in res
+    assert main(["evaluate", ds, "--truth", ds]) == 0
+    assert "inf" in capsys.readouterr().out
+
+
+def test_cli_evaluate_recon_file(tmp_path, scene, capsys):
+    obj, pos = scene
+    ds = _dataset(tmp_path / "ds.npz", obj, pos)
+    rec = write_recon(tmp_path / "recon.npz", _ambiguous_copy(obj)[4:108, 2:110], (2, 4), pos)
+    assert main(["evaluate", str(rec), "--truth", ds, "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["phase"]["ssim"] > 0.99
+
+
+def test_cli_evaluate_bad_input_exits_2(tmp_path, scene, capsys):
+    obj, pos = scene
+    ds = _dataset(tmp_path / "ds.npz", obj, pos)
+    no_truth = _dataset(tmp_path / "noobj.npz", obj, pos, with_object=False)
+    assert main(["evaluate", ds, "--truth", no_truth]) == 2
+    assert "objectGuess" in capsys.readouterr().err
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, object=np.array([{"a": 1}], dtype=object), origin_x=0, origin_y=0)
+    assert main(["evaluate", str(pickled), "--truth", ds]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pinnacle: error:") and "Traceback" not in err
+    missing = tmp_path / "missing.npz"
+    np.savez(missing, object=obj, origin_x=0)
+    assert main(["evaluate", str(missing), "--truth", ds]) == 2
+    assert "origin_y" in capsys.readouterr().err
