@@ -1,0 +1,235 @@
+"""The data contract (docs/data.md): load, validate, save and fingerprint a PtychoPINN-style NPZ scan.
+
+Every way a file can be wrong ends in ONE ``InputError(path, key, expected)`` before anything is computed, so the
+CLI prints one line and exits 2. Arrays are read with ``allow_pickle=False``: a data file never runs code.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from engine import dataset_checks as chk
+from engine.errors import InputError
+
+DIFF_KEYS = ("diffraction", "diff3d")
+OPTIONAL_KEYS = ("probeGuess", "objectGuess", "Y", "scan_index", "xcoords_start", "ycoords_start")
+KNOWN_KEYS = DIFF_KEYS + ("xcoords", "ycoords") + OPTIONAL_KEYS
+_FILE = "file"
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A validated scan in canonical dtypes and the (M, N, N) orientation; build it with ``from_arrays``."""
+
+    diffraction: np.ndarray                 # (M, N, N) float32 amplitude sqrt(counts), unnormalised
+    xcoords: np.ndarray                     # (M,) float64 object pixels, probe centre
+    ycoords: np.ndarray                     # (M,) float64
+    probe: np.ndarray | None = None         # (N, N) complex64 (key probeGuess)
+    object: np.ndarray | None = None        # (H, W) complex64 (key objectGuess)
+    Y: np.ndarray | None = None             # (M, N, N) complex64 ground-truth patches
+    scan_index: np.ndarray | None = None    # (M,) int64
+    xcoords_start: np.ndarray | None = None
+    ycoords_start: np.ndarray | None = None
+    source: str = ""
+
+    @property
+    def M(self) -> int:
+        return int(self.diffraction.shape[0])
+
+    @property
+    def N(self) -> int:
+        return int(self.diffraction.shape[-1])
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(M, 2) float64 as (x, y), SPEC §2."""
+        return np.stack([self.xcoords, self.ycoords], axis=1).astype(np.float64)
+
+    @property
+    def nphotons(self) -> float:
+        """Mean total counts per pattern, inferred from the data (amplitude² summed per pattern)."""
+        d = self.diffraction.astype(np.float64)
+        return float(np.mean(np.sum(d * d, axis=(-2, -1))))
+
+    @property
+    def has_probe(self) -> bool:
+        return self.probe is not None
+
+    @property
+    def has_truth(self) -> bool:
+        return self.object is not None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The on-disk keys in canonical order (absent optionals left out); what save and fingerprint see."""
+        named = {"diffraction": self.diffraction, "xcoords": self.xcoords, "ycoords": self.ycoords,
+                 "probeGuess": self.probe, "objectGuess": self.object, "Y": self.Y, "scan_index": self.scan_index,
+                 "xcoords_start": self.xcoords_start, "ycoords_start": self.ycoords_start}
+        return {k: v for k, v in named.items() if v is not None}
+
+
+def _pick_diffraction(source: str, arrays: Mapping[str, np.ndarray]) -> tuple[str, np.ndarray]:
+    present = [k for k in DIFF_KEYS if k in arrays]
+    if not present:
+        raise InputError(source, "diffraction", "expected key 'diffraction' (or legacy 'diff3d'): (M, N, N) float32 "
+                         "amplitude; it is missing")
+    if len(present) == 2 and not np.array_equal(arrays["diffraction"], arrays["diff3d"]):
+        raise InputError(source, "diff3d", "expected only one of 'diffraction' and 'diff3d' (they differ here)")
+    return present[0], np.asarray(arrays[present[0]])
+
+
+def _require_keys(source: str, arrays: Mapping[str, np.ndarray], require_probe: bool) -> None:
+    for key, what in (("xcoords", "(M,) float64 x positions in object pixels"),
+                      ("ycoords", "(M,) float64 y positions in object pixels")):
+        if key not in arrays:
+            raise InputError(source, key, f"expected key '{key}': {what}; it is missing")
+    if require_probe and "probeGuess" not in arrays:
+        raise InputError(source, "probeGuess", "expected key 'probeGuess' ((N, N) complex64 probe), required for "
+                         "training; it is missing")
+
+
+def from_arrays(arrays: Mapping[str, np.ndarray], source: str = "", *, require_probe: bool = False) -> Dataset:
+    """Validate on-disk-named arrays and return a canonical Dataset (the one path both load and save take)."""
+    source = str(source)
+    _require_keys(source, arrays, require_probe)
+    dkey, raw_diff = _pick_diffraction(source, arrays)
+    get = {k: np.asarray(arrays[k]) for k in KNOWN_KEYS if k in arrays}
+
+    x = chk.as_real(source, "xcoords", get["xcoords"], np.float64)
+    y = chk.as_real(source, "ycoords", get["ycoords"], np.float64)
+    if x.ndim != 1 or x.size == 0:
+        raise InputError(source, "xcoords", f"expected a non-empty 1-d array (M,), got shape {tuple(x.shape)}")
+    M = x.shape[0]
+    starts = {k: chk.as_real(source, k, get[k], np.float64) for k in ("xcoords_start", "ycoords_start") if k in get}
+    scan_index = chk.as_int64(source, "scan_index", get["scan_index"]) if "scan_index" in get else None
+    chk.require_lengths(source, {"ycoords": y, **starts, **({"scan_index": scan_index} if scan_index is not None
+                                                             else {})}, M)
+
+    diff = chk.as_real(source, dkey, raw_diff, np.float32)
+    diff = chk.orient_diffraction(source, dkey, diff, M)
+    N = diff.shape[-1]
+    chk.require_even_size(source, dkey, N)
+    chk.require_nonnegative(source, dkey, diff)
+
+    probe = obj = Y = None
+    if "probeGuess" in get:
+        probe = chk.as_complex64(source, "probeGuess", get["probeGuess"])
+        chk.require_shape(source, "probeGuess", probe, (N, N), f"({N}, {N}) to match the {N}x{N} patterns")
+    if "objectGuess" in get:
+        obj = chk.as_complex64(source, "objectGuess", get["objectGuess"])
+        chk.require_shape(source, "objectGuess", obj, (None, None), "a non-empty 2-d (H, W) array")
+        chk.require_patches_inside(source, x, y, N, obj.shape)
+    if "Y" in get:
+        Y = chk.as_complex64(source, "Y", get["Y"])
+        chk.require_shape(source, "Y", Y, (M, N, N), f"({M}, {N}, {N}): one ground-truth patch per pattern")
+    return Dataset(diffraction=np.ascontiguousarray(diff), xcoords=x, ycoords=y, probe=probe, object=obj, Y=Y,
+                   scan_index=scan_index, xcoords_start=starts.get("xcoords_start"),
+                   ycoords_start=starts.get("ycoords_start"), source=source)
+
+
+def _read_member(npz, key: str, source: str) -> np.ndarray:
+    try:
+        return npz[key]
+    except _READ_ERRORS as exc:
+        if "pickle" in str(exc):
+            raise InputError(source, key, "expected a numeric array; this one holds pickled Python objects, which "
+                             "are never loaded") from None
+        raise InputError(source, key, f"expected a readable .npy member ({type(exc).__name__}: {exc})") from None
+
+
+def _read_npz(path: Path, source: str) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise InputError(source, _FILE, "expected an existing NPZ file; nothing is at this path")
+    if not path.is_file():
+        raise InputError(source, _FILE, "expected an NPZ file, got a directory or special file")
+    if not zipfile.is_zipfile(path):
+        raise InputError(source, _FILE, "expected an NPZ archive (a zip of .npy arrays); this is not a zip file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = [k for k in KNOWN_KEYS if k in npz.files]
+            return {k: _read_member(npz, k, source) for k in names}
+    except InputError:
+        raise
+    except _READ_ERRORS as exc:
+        raise InputError(source, _FILE, f"expected a readable NPZ archive ({type(exc).__name__}: {exc})") from None
+
+
+def load_dataset(path, *, require_probe: bool = False) -> Dataset:
+    """Read and validate an NPZ scan; ``require_probe`` (training) makes a missing probeGuess an error."""
+    source = str(path)
+    return from_arrays(_read_npz(Path(path), source), source, require_probe=require_probe)
+
+
+def _write_npz(fileobj, arrays: Mapping[str, np.ndarray]) -> None:
+    """np.savez's layout (uncompressed .npy members) with fixed timestamps, so equal data give equal bytes."""
+    with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as fid:
+                np.lib.format.write_array(fid, np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def save_dataset(path, ds: Dataset) -> None:
+    """Validate, then write atomically (temp file in the same directory + os.replace): never a half-written file."""
+    path = Path(path)
+    checked = from_arrays(ds.arrays(), str(path))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            _write_npz(fh, checked.arrays())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fingerprint(ds: Dataset) -> str:
+    """sha256 over the canonical arrays (name, dtype, shape, bytes): independent of file layout and path."""
+    h = hashlib.sha256(b"pinnacle-dataset-v1\n")
+    for name, arr in ds.arrays().items():
+        a = np.ascontiguousarray(arr)
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\n".encode())
+        h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def scan_step(positions: np.ndarray) -> float | None:
+    """Median nearest-neighbour distance between scan positions (None for a single position)."""
+    if len(positions) < 2:
+        return None
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(positions).query(positions, k=2)
+    return float(np.median(dist[:, 1]))
+
+
+def summarize(ds: Dataset) -> dict:
+    """JSON-able summary for `pinnacle validate` and the console's dataset view."""
+    pos = ds.positions
+    return {
+        "path": ds.source,
+        "M": ds.M,
+        "N": ds.N,
+        "object_shape": list(ds.object.shape) if ds.object is not None else None,
+        "nphotons": ds.nphotons,
+        "has_probe": ds.has_probe,
+        "has_truth": ds.has_truth,
+        "has_Y": ds.Y is not None,
+        "position_extent": {"x": [float(pos[:, 0].min()), float(pos[:, 0].max())],
+                            "y": [float(pos[:, 1].min()), float(pos[:, 1].max())]},
+        "scan_step": scan_step(pos),
+        "fingerprint": fingerprint(ds),
+    }
