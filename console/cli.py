@@ -52,13 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - click usage errors and real failures
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+        # typer >= 0.2x vendors click (no `click` module): use typer's names and duck-type usage errors.
+        if isinstance(exc, typer.Abort):
             return 130
-        if isinstance(exc, click.exceptions.Exit):
+        if isinstance(exc, typer.Exit):
             return exc.exit_code
-        if isinstance(exc, click.ClickException):
+        if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):  # click's ClickException
             exc.show()
             return EXIT_BAD_INPUT
         import traceback
