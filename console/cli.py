@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     from engine.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InputError
 
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):  # typer.Exit(n) comes back as a return value
+            return result
     except InputError as exc:
         print(f"pinnacle: error: {exc.one_line()}", file=sys.stderr)
         return EXIT_BAD_INPUT

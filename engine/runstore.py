@@ -1,0 +1,242 @@
+"""The run store (SPEC §6): one directory per run, a ``run.json`` that is always readable, and a writer lock.
+
+Why this shape: a run killed at any moment must leave a readable record, so ``run.json`` is only ever replaced
+whole (temp file + ``os.replace``). Whether a "running" run is really alive is decided by the kernel, not by a
+stale pid: the writer holds ``fcntl.flock`` on ``run.lock`` for its whole life, the kernel drops it when the
+process dies, and a lister that can take the lock reports the run as ``interrupted``. The same lock refuses a
+second writer.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InputError
+
+RUN_JSON = "run.json"
+EVENTS_JSONL = "events.jsonl"
+LOCK_FILE = "run.lock"
+RUN_STATUSES = ("running", "ok", "failed", "cancelled", "interrupted")
+FINAL_STATUSES = ("ok", "failed", "cancelled")
+RUN_FORMAT = 1
+_ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}-[a-z0-9_]+$")
+
+
+class RunLocked(InputError):
+    """Another live process is writing this run (exit 2: the user asked for something that cannot be done now)."""
+
+
+def _utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _iso(ts: _dt.datetime) -> str:
+    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id(kind: str, now: _dt.datetime | None = None) -> str:
+    """``YYYYmmdd-HHMMSS-xxxx-kind`` in UTC: sorts by time, safe as a file name on every OS.
+
+    The 4 hex digits are 3 of sub-second time (1/4096 s) and 1 random, so ids also sort within a second.
+    """
+    now = now or _utc_now()
+    frac = min(4095, int(now.microsecond / 1_000_000 * 4096))
+    safe_kind = re.sub(r"[^a-z0-9_]+", "_", str(kind).lower()).strip("_") or "run"
+    return f"{now:%Y%m%d-%H%M%S}-{frac:03x}{secrets.randbelow(16):x}-{safe_kind}"
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False, allow_nan=False, default=str)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _take_lock(run_dir: Path) -> Any:
+    """Open and exclusively lock ``run.lock``; the open file is the lock (closing it releases it)."""
+    fh = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise RunLocked(str(run_dir), None, "a run no other process is writing (it is locked by a live job)")
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def lock_is_held(run_dir: Path) -> bool:
+    """True when a live process holds the run's writer lock."""
+    try:
+        fh = open(run_dir / LOCK_FILE, "r", encoding="utf-8")
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        fh.close()  # also drops the shared lock if we got it
+    return False
+
+
+class Run:
+    """A run this process writes: owns the lock and the in-memory copy of ``run.json``."""
+
+    def __init__(self, run_dir: Path, record: dict, lock: Any):
+        self.dir = Path(run_dir)
+        self.record = record
+        self._lock = lock
+
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.dir / "bundle"
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / EVENTS_JSONL
+
+    def update(self, **fields: Any) -> dict:
+        """Replace top-level fields and rewrite ``run.json`` atomically."""
+        self.record.update(fields)
+        self.record["updated"] = _iso(_utc_now())
+        _write_json_atomic(self.dir / RUN_JSON, self.record)
+        return self.record
+
+    def finish(self, status: str, **fields: Any) -> dict:
+        """Write the final record (status ok | failed | cancelled). The lock stays held until ``close``."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"final status must be one of {FINAL_STATUSES}, not {status!r}")
+        return self.update(status=status, finished=_iso(_utc_now()), **fields)
+
+    def close(self) -> None:
+        """Release the writer lock."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _read_record(run_dir: Path) -> dict | None:
+    try:
+        with open(run_dir / RUN_JSON, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _resolve(record: dict, run_dir: Path) -> dict:
+    """The record as a reader should see it: a "running" run whose writer is gone is ``interrupted``."""
+    out = dict(record)
+    out["dir"] = str(run_dir)
+    if out.get("status") == "running" and not lock_is_held(run_dir):
+        out["status"] = "interrupted"
+    return out
+
+
+class RunStore:
+    """A directory of runs. Reading never needs the lock; writing (``create``/``attach``) takes it."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def create(self, kind: str, *, config: dict, backend: str | None = None, dataset: dict | None = None) -> Run:
+        """Make a new run directory, lock it and write its first ``run.json`` (status running)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            run_id = new_run_id(kind)
+            run_dir = self.root / run_id
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                time.sleep(0.001)
+        else:  # pragma: no cover - 100 collisions in a row means the clock or RNG is broken
+            raise RuntimeError("could not allocate a unique run id")
+        lock = _take_lock(run_dir)
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "bundle").mkdir()
+        now = _iso(_utc_now())
+        record = {
+            "format": RUN_FORMAT, "run_id": run_id, "kind": kind, "status": "running", "backend": backend,
+            "dataset": dataset, "config": config, "created": now, "updated": now, "finished": None,
+            "stage": None, "timings": {}, "metrics": {}, "key_metric": None, "artifacts": [],
+            "pid": os.getpid(), "exit_code": None,
+        }
+        run = Run(run_dir, record, lock)
+        run.update()
+        return run
+
+    def attach(self, run_id_or_prefix: str) -> Run:
+        """Open an existing run for writing (e.g. to continue it). Refused with ``RunLocked`` while it is live."""
+        run_dir = self._find(run_id_or_prefix)
+        lock = _take_lock(run_dir)
+        record = _read_record(run_dir)
+        if record is None:
+            lock.close()
+            raise InputError(str(run_dir / RUN_JSON), None, "a readable run.json")
+        run = Run(run_dir, record, lock)
+        run.update(status="running", pid=os.getpid(), exit_code=None, finished=None)
+        return run
+
+    def _run_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and (p / RUN_JSON).is_file())
+
+    def list(self) -> list[dict]:
+        """Every readable run, oldest first, with ``status`` resolved (dead writer -> interrupted)."""
+        out = []
+        for run_dir in self._run_dirs():
+            record = _read_record(run_dir)
+            if record is not None:
+                out.append(_resolve(record, run_dir))
+        return out
+
+    def _find(self, run_id_or_prefix: str) -> Path:
+        key = str(run_id_or_prefix).strip()
+        if not key or "/" in key or "\\" in key or key in (".", ".."):
+            raise InputError("RUN", key or None, "a run id or a unique prefix of one (see `pinnacle runs`)")
+        exact = self.root / key
+        if (exact / RUN_JSON).is_file():
+            return exact
+        matches = [p for p in self._run_dirs() if p.name.startswith(key)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise InputError("RUN", key, f"a run id or a unique prefix of one in {self.root} (no match)")
+        names = ", ".join(p.name for p in matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise InputError("RUN", key, f"a unique prefix (matches {len(matches)} runs: {names})")
+
+    def get(self, run_id_or_prefix: str) -> dict:
+        """One run's record by id or unique prefix, status resolved."""
+        run_dir = self._find(run_id_or_prefix)
+        record = _read_record(run_dir)
+        if record is None:
+            raise InputError(str(run_dir / RUN_JSON), None, "a readable run.json")
+        return _resolve(record, run_dir)
+
+
+def is_run_id(text: str) -> bool:
+    """True for strings shaped like ``new_run_id`` output."""
+    return bool(_ID_RE.match(text))
