@@ -1,0 +1,99 @@
+"""Read a parity run's parity.json into rows the Parity screen shows; tolerant of missing or reshaped parts."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BACKENDS = ("tensorflow", "torch")
+
+
+@dataclass(frozen=True)
+class ParityView:
+    run_dir: str
+    message: str = ""
+    passed: bool | None = None
+    checks: tuple[tuple[str, str, str, str, bool | None], ...] = ()  # level, name, value, tolerance, passed
+    metrics: tuple[tuple[str, float | None, float | None], ...] = ()  # name, tf, torch
+    runtimes: tuple[tuple[str, float | None, float | None], ...] = ()  # stage, tf, torch
+    phases: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    amplitudes: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+
+
+def _num(v):
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _fmt(v) -> str:
+    f = _num(v)
+    return f"{f:.3g}" if f is not None else ("–" if v is None else str(v))
+
+
+def _by_backend(block) -> dict[str, dict]:
+    """Accept {backend: {name: x}} or {name: {backend: x}}; return {backend: {name: x}}."""
+    if not isinstance(block, dict):
+        return {}
+    if any(b in block for b in BACKENDS):
+        return {b: dict(block.get(b) or {}) for b in BACKENDS}
+    out: dict[str, dict] = {b: {} for b in BACKENDS}
+    for name, per in block.items():
+        if isinstance(per, dict):
+            for b in BACKENDS:
+                out[b][name] = per.get(b)
+    return out
+
+
+def _recon(run_dir: Path, report: dict, backend: str):
+    paths = report.get("reconstructions") or report.get("recons") or {}
+    candidates = [paths.get(backend)] if isinstance(paths, dict) and paths.get(backend) else []
+    candidates += [run_dir / backend / "recon.npz", run_dir / f"recon_{backend}.npz"]
+    for c in candidates:
+        p = Path(c) if Path(c).is_absolute() else run_dir / c
+        if p.exists():
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    if "object" in z.files:
+                        obj = z["object"]
+                        return np.abs(obj), np.angle(obj)
+                    return (z["amplitude"] if "amplitude" in z.files else None), (z["phase"] if "phase" in z.files else None)
+            except Exception:  # noqa: BLE001 - show the rest of the report
+                return None, None
+    return None, None
+
+
+def load_parity(run_dir: str | Path) -> ParityView:
+    run_dir = Path(run_dir)
+    try:
+        report = json.loads((run_dir / "parity.json").read_text())
+    except (OSError, ValueError) as exc:
+        return ParityView(str(run_dir), message=f"no readable parity.json in {run_dir.name} ({type(exc).__name__})")
+    checks = []
+    for c in report.get("checks") or []:
+        if isinstance(c, dict):
+            checks.append((str(c.get("level", "?")), str(c.get("name", "?")), _fmt(c.get("value")), _fmt(c.get("tolerance")),
+                           c.get("passed") if isinstance(c.get("passed"), bool) else None))
+    m = _by_backend(report.get("metrics"))
+    names = list(dict.fromkeys([*m.get("tensorflow", {}), *m.get("torch", {})]))
+    metrics = tuple((n, _num(m["tensorflow"].get(n)), _num(m["torch"].get(n))) for n in names)
+    r = _by_backend(report.get("runtimes"))
+    stages = list(dict.fromkeys([*r.get("tensorflow", {}), *r.get("torch", {})]))
+    runtimes = tuple((s, _num(r["tensorflow"].get(s)), _num(r["torch"].get(s))) for s in stages)
+    (ta, tp), (pa, pp) = _recon(run_dir, report, "tensorflow"), _recon(run_dir, report, "torch")
+    passed = report.get("passed") if isinstance(report.get("passed"), bool) else (
+        all(c[4] for c in checks) if checks and all(c[4] is not None for c in checks) else None)
+    return ParityView(str(run_dir), "", passed, tuple(checks), metrics, runtimes, (tp, pp), (ta, pa))
+
+
+def difference(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """a - b on the common top-left region (phase differences wrapped to (-π, π])."""
+    if a is None or b is None:
+        return None
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    return np.angle(np.exp(1j * (a[:h, :w] - b[:h, :w])))
+
+
+def latest_parity_dir(root: str | Path) -> str | None:
+    found = sorted(Path(root).glob("*/parity.json"), key=lambda p: p.stat().st_mtime) if Path(root).is_dir() else []
+    return str(found[-1].parent) if found else None

@@ -1,0 +1,92 @@
+"""Parity screen: both backends side by side — checks with pass/fail, metrics and deltas, runtimes per stage,
+both reconstructions (phase) and their difference."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from console.parity_report import difference, latest_parity_dir, load_parity
+from console.widgets.image import ImageView
+
+
+def _f(x: float | None, spec: str = ".4g") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def _mark(ok: bool | None) -> Text:
+    return Text("PASS", style="bold green") if ok else (Text("FAIL", style="bold red") if ok is False else Text("?", style="dim"))
+
+
+class ParityScreen(Screen):
+    DEFAULT_CSS = """
+    ParityScreen #par-head { height: auto; padding: 0 1; }
+    ParityScreen #par-tables { height: auto; }
+    ParityScreen #par-tables Vertical { height: auto; }
+    ParityScreen DataTable { border: round $primary; width: 1fr; height: auto; }
+    ParityScreen #par-images { height: 1fr; }
+    ParityScreen ImageView { border: round $primary-darken-2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="par-head")
+        with Horizontal(id="par-tables"):
+            yield DataTable(id="par-checks", show_cursor=False)
+            with Vertical():
+                yield DataTable(id="par-metrics", show_cursor=False)
+                yield DataTable(id="par-runtimes", show_cursor=False)
+        with Horizontal(id="par-images"):
+            yield ImageView(kind="phase", title="TensorFlow phase", id="par-tf")
+            yield ImageView(kind="phase", title="PyTorch phase", id="par-torch")
+            yield ImageView(kind="difference", title="difference (rad)", id="par-diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for wid, title, cols in (("par-checks", "checks", ("level", "check", "value", "tolerance", "")),
+                                 ("par-metrics", "metrics", ("metric", "TensorFlow", "PyTorch", "Δ")),
+                                 ("par-runtimes", "runtimes (s)", ("stage", "TensorFlow", "PyTorch", "ratio"))):
+            table = self.query_one(f"#{wid}", DataTable)
+            table.border_title = title
+            table.add_columns(*cols)
+        self.render_report()
+
+    def on_screen_resume(self) -> None:
+        self.render_report()
+
+    def on_runs_changed(self, message) -> None:
+        self.render_report()
+
+    def render_report(self) -> None:
+        app = self.app
+        run_dir = app.results_dir if app.results_dir and (Path(app.results_dir) / "parity.json").exists() else latest_parity_dir(app.runs_root)
+        head = self.query_one("#par-head", Static)
+        tables = {w: self.query_one(f"#{w}", DataTable) for w in ("par-checks", "par-metrics", "par-runtimes")}
+        for t in tables.values():
+            t.clear()
+        if run_dir is None:
+            head.update("No parity run yet: launch one with backend “Both (parity run)” (l).")
+            for wid in ("#par-tf", "#par-torch", "#par-diff"):
+                self.query_one(wid, ImageView).set_array(None)
+            return
+        rep = load_parity(run_dir)
+        verdict = {True: "[bold green]all checks pass[/]", False: "[bold red]out of tolerance (exit 3)[/]"}.get(rep.passed, "")
+        head.update(f"[b]{Path(run_dir).name}[/b]  {verdict}  {rep.message}")
+        for level, name, value, tol, ok in rep.checks:
+            tables["par-checks"].add_row(level, name, value, tol, _mark(ok))
+        for name, a, b in rep.metrics:
+            tables["par-metrics"].add_row(name, _f(a), _f(b), _f(None if a is None or b is None else b - a, "+.2g"))
+        for stage, a, b in rep.runtimes:
+            ratio = None if not a or b is None else b / a
+            tables["par-runtimes"].add_row(stage, _f(a, ".2f"), _f(b, ".2f"), _f(ratio, ".2f") + ("×" if ratio else ""))
+        tf_phase, torch_phase = rep.phases
+        self.query_one("#par-tf", ImageView).set_array(tf_phase)
+        self.query_one("#par-torch", ImageView).set_array(torch_phase)
+        diff = difference(tf_phase, torch_phase)
+        lim = float(abs(diff).max()) if diff is not None and diff.size else 1.0
+        self.query_one("#par-diff", ImageView).set_array(diff, f"TF − PyTorch phase, max |Δ| {lim:.2g} rad",
+                                                         vmin=-(lim or 1.0), vmax=lim or 1.0)

@@ -1,0 +1,29 @@
+"""The last lines of a run's log, warnings and errors highlighted."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+STYLES = {"warning": "bold yellow", "error": "bold red", "output": "dim", "info": ""}
+
+
+class LogTail(Static):
+    DEFAULT_CSS = """
+    LogTail { height: 1fr; border: round $primary; padding: 0 1; }
+    """
+
+    def on_mount(self) -> None:
+        self.border_title = "log"
+
+    def show(self, logs) -> None:
+        """Render the tail that fits; ``logs`` are console.state.LogLine."""
+        rows = max(1, self.content_size.height or 10)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, line in enumerate(logs[-rows:]):
+            if i:
+                text.append("\n")
+            prefix = {"warning": "WARN  ", "error": "ERROR ", "output": "| "}.get(line.level, "")
+            stamp = f"{line.t:7.2f}s " if line.t is not None else " " * 9
+            text.append(stamp, style="dim")
+            text.append(prefix + line.text, style=STYLES.get(line.level, ""))
+        self.update(text)
