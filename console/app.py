@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from textual.app import App, SystemCommand
@@ -54,8 +55,11 @@ class PinnacleApp(App):
     ]
 
     def __init__(self, data: str | None = None, runs: str = "runs", clock: Callable[[], float] = time.time,
-                 batch_interval: float = 0.05, grace: float = 5.0):
+                 batch_interval: float = 0.05, grace: float = 5.0, fixtures: str | Path | None = None):
         super().__init__()
+        from console.inspect import FIXTURES
+
+        self.fixtures = Path(fixtures) if fixtures is not None else FIXTURES
         self.data = data
         self.runs_root = runs
         self.clock = clock

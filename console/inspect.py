@@ -26,9 +26,10 @@ class DatasetInfo:
     phase: np.ndarray | None = None
 
 
-def list_datasets(folder: str | None) -> list[Path]:
+def list_datasets(folder: str | None, fixtures: Path = FIXTURES) -> list[Path]:
     """Bundled fixtures first, then the .npz files of the chosen folder."""
-    found = sorted(FIXTURES.glob("*.npz")) if FIXTURES.is_dir() else []
+    fixtures = Path(fixtures)
+    found = sorted(fixtures.glob("*.npz")) if fixtures.is_dir() else []
     if folder and Path(folder).is_dir():
         found += [p for p in sorted(Path(folder).glob("*.npz")) if p.resolve() not in {f.resolve() for f in found}]
     return found

@@ -51,7 +51,7 @@ class DatasetsScreen(Screen):
         self.refresh_list(folder)
 
     def refresh_list(self, folder: str | None) -> None:
-        files = list_datasets(folder)
+        files = list_datasets(folder, self.app.fixtures)
         chosen = self.app.selected_dataset
         if chosen and Path(chosen).exists() and Path(chosen).resolve() not in {f.resolve() for f in files}:
             files.insert(0, Path(chosen))
