@@ -45,10 +45,9 @@ class HumanView:
         kind = ev.get("type")
         if kind == "stage":
             self._stage = str(ev.get("stage", ""))
-            if self._stage_task is not None:
-                self.progress.reset(self._stage_task, description=self._stage, total=None)
-            else:
-                self._stage_task = self._bar(None, self._stage, None)
+            if self._stage_task is not None:  # a fresh bar per stage: no stale total or rate
+                self.progress.remove_task(self._stage_task)
+            self._stage_task = self._bar(None, self._stage, None)
         elif kind == "progress":
             self._stage_task = self._bar(self._stage_task, str(ev.get("stage") or self._stage), ev.get("total"))
             self.progress.update(self._stage_task, completed=ev.get("done", 0))
@@ -64,7 +63,8 @@ class HumanView:
         elif kind == "log" and ev.get("level") in ("warning", "error"):
             self.progress.console.print(f"{ev.get('level')}: {ev.get('message', '')}", markup=False)
         elif kind == "run_finished":
-            self.progress.console.print(f"run {ev.get('run_id', '')}: {ev.get('status')}", markup=False)
+            self.progress.console.print(f"run {ev.get('run_id', '')}: {ev.get('status')}", markup=False,
+                                        highlight=False)
 
     def close(self) -> None:
         self.progress.stop()
