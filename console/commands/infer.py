@@ -1,0 +1,34 @@
+"""`pinnacle infer BUNDLE DATA.npz`: reconstruct a scan with a trained model bundle (either backend's).
+
+Module level imports only typer/stdlib. Outputs go into a new run: recon.npz, amplitude.png, phase.png,
+product.h5, and metrics.json when the data holds the true object (docs/pipeline.md).
+"""
+from __future__ import annotations
+
+import typer
+
+from console.commands.common import events_fd_option, events_option, progress_option, runs_option
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("infer")
+    def infer(
+        bundle: str = typer.Argument(..., metavar="BUNDLE", help="Model bundle directory or .zip."),
+        data: str = typer.Argument(..., metavar="DATA.npz", help="Scan to reconstruct (probeGuess optional)."),
+        backend: str = typer.Option("tensorflow", "--backend", "-b",
+                                    help="tensorflow (default; alias tf) or torch (alias pytorch); any backend "
+                                         "loads any bundle."),
+        batch_size: int = typer.Option(None, "--batch-size", help="Patterns per batch (default: the bundle's, 64)."),
+        truth: str = typer.Option(None, "--truth", metavar="TRUTH.npz",
+                                  help="Score against this file's objectGuess when DATA has none."),
+        runs: str = runs_option(),
+        events: str = events_option(),
+        events_fd: int = events_fd_option(),
+        progress: bool = progress_option(),
+    ) -> None:
+        """Reconstruct a scan with a model bundle: stitched object, previews, Ptychodus-style product."""
+        from engine.pipeline import infer_job
+
+        code = infer_job(bundle, data, backend, runs, events, events_fd, batch_size, truth,
+                         human=None if progress else False)
+        raise typer.Exit(code)

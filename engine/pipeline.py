@@ -1,0 +1,392 @@
+"""The train and infer jobs, backend-neutral (docs/pipeline.md).
+
+Everything numpy happens here — scales, groups, split, batching inputs, stitching, metrics, files — and the
+backend (engine.backends.load_backend) only trains and predicts. All input is validated BEFORE the job starts,
+so bad input exits 2 without creating a run directory. Scales: the photon scale (physical) comes from the
+training data and travels in the bundle; the input scale (statistical) is recomputed from whatever data is being
+inferred, because it only normalises the network input's brightness (SPEC §2).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine import grouping
+from engine.backend_api import PhysicsConstants, TrainingData
+from engine.config import RunConfig
+from engine.errors import InputError
+from engine.scaling import Scales, compute_scales
+
+#: Minimum gap between progress events from the training hooks (the event writer throttles again).
+PROGRESS_EVERY_S = 0.2
+
+
+# ------------------------------------------------------------------------------------------- preparation
+def prepare_training(ds, cfg: RunConfig, scales: Scales | None = None) -> tuple[TrainingData, PhysicsConstants]:
+    """Scales, groups and the train/val split for ``ds`` (a validated engine.dataset.Dataset with a probe)."""
+    scales = scales or compute_scales(ds.diffraction, ds.probe)
+    tc, mc = cfg.training, cfg.model
+    groups = grouping.make_groups(ds.positions, mc.gridsize, mc.N, tc.n_groups, tc.seed, tc.neighbours)
+    train_idx, val_idx = grouping.split_train_val(len(groups), tc.val_fraction, tc.seed)
+    data = TrainingData(amplitude=np.asarray(ds.diffraction, np.float32), train=groups.take(train_idx),
+                        val=groups.take(val_idx), input_scale=scales.input_scale)
+    consts = PhysicsConstants(probe=np.asarray(ds.probe, np.complex64), photon_scale=scales.photon_scale,
+                              input_scale=scales.input_scale, N=mc.N, C=mc.channels)
+    return data, consts
+
+
+def check_training_input(source: str, ds, cfg: RunConfig) -> None:
+    """Refuse (InputError) data that cannot train this config: pattern size, too few patterns or groups."""
+    mc = cfg.model
+    if ds.N != mc.N:
+        raise InputError(source, "diffraction", f"expected patterns of N = {mc.N} (the model's N), got {ds.N}")
+    if ds.M < mc.channels:
+        raise InputError(source, "diffraction", f"expected at least {mc.channels} patterns for gridsize "
+                         f"{mc.gridsize}, got {ds.M}")
+    if ds.probe is None:
+        raise InputError(source, "probeGuess", "expected a probe (training needs probeGuess)")
+    try:
+        compute_scales(ds.diffraction, ds.probe)
+    except ValueError as exc:
+        raise InputError(source, "diffraction", f"expected patterns and a probe with signal ({exc})") from exc
+    groups = grouping.make_groups(ds.positions, mc.gridsize, mc.N, cfg.training.n_groups, cfg.training.seed,
+                                  cfg.training.neighbours)
+    if len(groups) < 1:
+        raise InputError(source, "xcoords", f"expected scan positions close enough to form gridsize-{mc.gridsize} "
+                         f"groups (neighbours within {mc.N // 4} px); none formed")
+
+
+def inference_groups(ds, cfg: RunConfig) -> grouping.Groups:
+    """Every pattern seeds one group (gridsize 1: one group per pattern), deterministic for the bundle's seed."""
+    mc, tc = cfg.model, cfg.training
+    return grouping.make_groups(ds.positions, mc.gridsize, mc.N, None, tc.seed, tc.neighbours)
+
+
+def stitch_grid(ds) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(shape (H, W), origin (x0, y0)) of the output grid: the true object's grid when the data has one,
+    else the positions' bounding box grown by N (so every patch fits)."""
+    if ds.object is not None:
+        return tuple(ds.object.shape), (0, 0)
+    pos, N = ds.positions, ds.N
+    lo = np.floor(pos.min(axis=0)).astype(int) - N // 2
+    hi = np.ceil(pos.max(axis=0)).astype(int) + N - N // 2
+    return (int(hi[1] - lo[1]), int(hi[0] - lo[0])), (int(lo[0]), int(lo[1]))
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    object: np.ndarray  # (H, W) complex64
+    weight: np.ndarray  # (H, W) float32 summed stitch weight (0: not covered)
+    origin: tuple[int, int]
+    metrics: dict | None
+
+
+# ------------------------------------------------------------------------------------------------ hooks
+class JobHooks:
+    """engine.backend_api.TrainHooks → job events: throttled ``progress``, one ``epoch`` per epoch, history."""
+
+    def __init__(self, job, clock):
+        self.job = job
+        self.clock = clock
+        self.history: list[dict] = []
+        self.epochs = 0
+        self.batches = 1
+        self._last = -math.inf
+
+    def on_train_start(self, epochs: int, batches_per_epoch: int) -> None:
+        self.epochs, self.batches = int(epochs), max(1, int(batches_per_epoch))
+        self.job.progress(0, self.epochs * self.batches, unit="batch", stage="training")
+
+    def on_batch_end(self, epoch: int, batch: int, batches: int, loss: float, samples: int) -> None:
+        self.batches = max(1, int(batches))
+        done, total = epoch * self.batches + batch + 1, self.epochs * self.batches
+        now = self.clock()
+        if done >= total or now - self._last >= PROGRESS_EVERY_S:
+            self._last = now
+            self.job.progress(done, total, unit="batch", stage="training")
+
+    def on_epoch_end(self, epoch: int, train_loss: float, val_loss: float | None, lr: float, seconds: float,
+                     samples_per_s: float, weights) -> None:
+        record = {"epoch": int(epoch), "train_loss": _finite(train_loss), "val_loss": _finite(val_loss),
+                  "lr": float(lr), "seconds": float(seconds), "samples_per_s": float(samples_per_s)}
+        self.history.append(record)
+        self.job.epoch(epoch=int(epoch) + 1, epochs=self.epochs, train_loss=record["train_loss"],
+                       val_loss=record["val_loss"], lr=record["lr"], seconds=record["seconds"],
+                       samples_per_s=record["samples_per_s"])
+
+    def should_stop(self) -> bool:
+        return bool(self.job.cancelled)
+
+
+def _finite(x) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+# ----------------------------------------------------------------------------------------------- resume
+def resolve_resume(resume: str, runs_root: str | Path, backend: str, cfg: RunConfig) -> Path:
+    """``--resume``: a run directory, a run id under the run store, or a checkpoint → what the backend restores
+    (torch: a Lightning ``.ckpt`` file; tensorflow: a checkpoint directory). Checked before the job starts."""
+    import json
+
+    from engine.config import to_dict
+
+    p = Path(resume)
+    if not p.exists():
+        from engine.runstore import RunStore
+
+        p = RunStore(runs_root)._find(resume)  # InputError when there is no such run
+    run_json = p / "run.json" if p.is_dir() else None
+    if run_json is not None and run_json.is_file():
+        try:
+            record = json.loads(run_json.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise InputError(str(run_json), None, f"expected a readable run.json ({exc})") from exc
+        if record.get("backend") not in (None, backend):
+            raise InputError("--resume", resume, f"expected a run of the {backend} backend, got {record.get('backend')} "
+                             f"(checkpoints hold framework state; resume with --backend {record.get('backend')})")
+        old = (record.get("config") or {}).get("model")
+        if old is not None and old != to_dict(cfg.model):
+            raise InputError("--resume", resume, f"expected the same model as the run ({old}); pass the same "
+                             "--gridsize/--filters-scale")
+        p = p / "checkpoints"
+    if backend == "torch":
+        if p.is_dir():
+            found = sorted(p.glob("*.ckpt"), key=lambda c: (c.name == "last.ckpt", c.stat().st_mtime))
+            if not found:
+                raise InputError("--resume", resume, "expected a run or directory holding a Lightning .ckpt")
+            p = found[-1]
+        if p.suffix != ".ckpt":
+            raise InputError("--resume", resume, "expected a Lightning checkpoint (.ckpt) written by Pinnacle")
+        return p
+    directory = p if p.is_dir() else p.parent
+    if not (directory / "checkpoint").is_file():
+        raise InputError("--resume", resume, "expected a run or directory holding a TensorFlow checkpoint")
+    return directory
+
+
+# -------------------------------------------------------------------------------------------------- jobs
+def _json_safe(obj):
+    """JSON has no inf/NaN: metrics write them as strings "inf"/"-inf"/"nan" (docs/metrics.md)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _predict(backend, cfg, weights, consts, x, offsets, batch_size: int, job) -> np.ndarray:
+    """Patches for all groups. Per-batch progress when the backend's predict takes ``progress``; otherwise one
+    call (a TF predict per chunk would rebuild and retrace the model) with progress before and after."""
+    import inspect
+
+    total = len(x)
+    job.progress(0, total, unit="pattern", stage="inference")
+    if "progress" in inspect.signature(backend.predict).parameters:
+        def progress(done: int, _total: int | None = None) -> None:
+            job.progress(done, total, unit="pattern", stage="inference")
+            job.check_cancel()
+
+        out = backend.predict(cfg, weights, consts, x, offsets, batch_size, progress=progress)
+    else:
+        out = backend.predict(cfg, weights, consts, x, offsets, batch_size)
+    job.progress(total, total, unit="pattern", stage="inference")
+    return out
+
+
+def run_inference(job, bundle, ds, backend, batch_size: int, data_source: str, backend_name: str,
+                  history: list[dict] | None = None) -> InferenceResult:
+    """Predict, stitch, evaluate and write recon.npz, metrics.json, previews and product.h5 into the job's run."""
+    from engine import physics
+    from engine.preview import write_previews
+    from engine.product import write_product
+    from engine.recon import write_recon
+
+    cfg = bundle.run_config
+    N = cfg.model.N
+    probe = ds.probe if ds.probe is not None else bundle.probe
+    input_scale = compute_scales(ds.diffraction, probe).input_scale  # statistical: from the data being inferred
+    consts = PhysicsConstants(probe=np.asarray(probe, np.complex64), photon_scale=bundle.scales.photon_scale,
+                              input_scale=input_scale, N=N, C=cfg.model.channels)
+    job.stage("grouping")
+    groups = inference_groups(ds, cfg)
+    x = (np.asarray(ds.diffraction, np.float32)[groups.indices] * np.float32(input_scale)).astype(np.float32)
+    job.log(f"inference on {len(groups)} groups of {cfg.model.channels} ({ds.M} patterns), "
+            f"input scale {input_scale:.4g} from the data, photon scale {bundle.scales.photon_scale:.4g} from the bundle")
+    job.stage("inference")
+    patches = _predict(backend, cfg.model, bundle.weights, consts, x, groups.offsets, batch_size, job)
+    job.check_cancel()
+    job.stage("stitching")
+    weight = physics.stitch_weight(probe, N // 2, cfg.inference.stitch_weight)
+    shape, origin = stitch_grid(ds)
+    members = groups.indices.reshape(-1)
+    obj, wsum = physics.stitch(patches.reshape(-1, N, N), ds.positions[members], weight, shape, origin)
+    run_dir = job.run.dir
+    write_recon(run_dir / "recon.npz", obj, origin, ds.positions, backend=backend_name,
+                bundle_manifest_sha256=bundle.manifest_sha256, input_scale=input_scale,
+                photon_scale=bundle.scales.photon_scale, data=str(data_source))
+    job.artifact("recon", run_dir / "recon.npz")
+    metrics = None
+    if ds.object is not None:
+        job.stage("evaluating")
+        from engine.metrics import evaluate
+
+        try:
+            metrics = evaluate(obj, origin, ds.object, ds.positions, N)
+        except ValueError as exc:
+            job.warning(f"metrics skipped: {exc}")
+        if metrics is not None:
+            import json
+
+            (run_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n")
+            job.artifact("metrics", run_dir / "metrics.json")
+            for part in ("phase", "amplitude"):
+                for name in ("ssim", "psnr", "mae", "frc50_px"):
+                    job.metric(f"{part}_{name}", _json_safe(metrics[part].get(name)), key=(part, name) == ("phase", "ssim"),
+                               stage="evaluating")
+    job.stage("saving")
+    for kind, path in write_previews(run_dir, obj, wsum > 0, metrics, title=f"{backend_name}").items():
+        job.artifact(f"preview_{kind}", path)
+    costs = [h.get("train_loss") for h in (history if history is not None else bundle.history)]
+    write_product(run_dir / "product.h5", obj=obj, origin=origin, probe=probe, positions=ds.positions,
+                  pixel_size_m=getattr(ds, "pixel_size_m", None), name=job.run.run_id,
+                  photon_count=ds.nphotons, costs=np.array([c if c is not None else np.nan for c in costs], np.float32),
+                  provenance={"run_id": job.run.run_id, "backend": backend_name,
+                              "bundle_manifest_sha256": bundle.manifest_sha256,
+                              "bundle_trained_by": bundle.backend, "data": str(data_source)})
+    job.artifact("product", run_dir / "product.h5")
+    return InferenceResult(object=obj, weight=wsum, origin=origin, metrics=metrics)
+
+
+def _load_data(path: str | Path, require_probe: bool, N: int | None = None):
+    from engine.dataset import load_dataset
+
+    ds = load_dataset(path, require_probe=require_probe)
+    if N is not None and ds.N != N:
+        raise InputError(str(path), "diffraction", f"expected patterns of N = {N} (the model's N), got {ds.N}")
+    return ds
+
+
+def _dataset_info(ds) -> dict:
+    from engine.dataset import fingerprint
+
+    return {"path": ds.source, "M": ds.M, "N": ds.N, "fingerprint": fingerprint(ds), "has_truth": ds.has_truth}
+
+
+def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, events: str | None = None,
+              events_fd: int | None = None, resume: str | None = None, *, accelerator: str = "cpu",
+              devices: int | str = 1, test_path: str | Path | None = None, dataset=None,
+              human: bool | None = None) -> int:
+    """Train ``cfg`` on ``data_path`` into a new run (bundle/, checkpoints/, optional test inference); exit code."""
+    import time
+
+    from engine.backends import load_backend
+    from engine.bundle import load_bundle, write_bundle
+    from engine.config import to_dict
+    from engine.errors import Cancelled
+    from engine.jobs import Job
+    from engine.runstore import RunStore
+    from engine.weights import init_weights
+
+    # ---- everything that can be bad input, before the run directory exists
+    ds = dataset if dataset is not None else _load_data(data_path, require_probe=True)
+    check_training_input(str(data_path), ds, cfg)
+    test_ds = _load_data(test_path, require_probe=False, N=cfg.model.N) if test_path else None
+    resume_path = resolve_resume(resume, runs_root, cfg.backend, cfg) if resume else None
+    backend = load_backend(cfg.backend)
+    info = _dataset_info(ds)
+    extra = {"accelerator": accelerator, "devices": devices} if cfg.backend == "torch" else {}
+
+    with Job.start(kind="train", store=RunStore(runs_root), config=to_dict(cfg), backend=cfg.backend,
+                   dataset=info, events=events, events_fd=events_fd, human=human) as job:
+        state: dict = {"bundle": False, "weights": None, "history": []}
+
+        def save_bundle(weights: dict, history: list[dict]) -> None:
+            write_bundle(job.run.bundle_dir, weights=weights, run_config=cfg, scales=scales, probe=ds.probe,
+                         history=history, dataset_fingerprint=info["fingerprint"], backend=cfg.backend)
+            state["bundle"] = True
+            job.artifact("bundle", job.run.bundle_dir)
+
+        def save_partial() -> None:  # second signal: the backend was interrupted mid-batch
+            if not state["bundle"] and state["weights"] is not None:
+                save_bundle(state["weights"](), state["history"])
+
+        job.on_cancel(save_partial)
+        job.stage("loading")
+        scales = compute_scales(ds.diffraction, ds.probe)
+        job.stage("grouping")
+        data, consts = prepare_training(ds, cfg, scales)
+        job.log(f"{len(data.train)} training and {len(data.val)} validation groups of {cfg.model.channels}; "
+                f"input scale {scales.input_scale:.4g}, photon scale {scales.photon_scale:.4g}")
+        job.check_cancel()
+        job.stage("training")
+        hooks = JobHooks(job, time.monotonic)
+        original_epoch_end = hooks.on_epoch_end
+
+        def on_epoch_end(epoch, train_loss, val_loss, lr, seconds, samples_per_s, weights):
+            state["weights"], state["history"] = weights, hooks.history
+            original_epoch_end(epoch, train_loss, val_loss, lr, seconds, samples_per_s, weights)
+
+        hooks.on_epoch_end = on_epoch_end
+        result = backend.train(cfg, data, consts, init_weights(cfg.model, cfg.training.seed), hooks,
+                               job.run.checkpoints_dir, resume_path, **extra)
+        job.stage("saving")
+        history = list(result.history) or hooks.history
+        save_bundle(result.weights, history)
+        if history:
+            last = history[-1]
+            job.metric("train_loss", _finite(last.get("train_loss")), key=last.get("val_loss") is None)
+            if last.get("val_loss") is not None:
+                job.metric("val_loss", _finite(last.get("val_loss")), key=True)
+        if result.status == "cancelled":
+            job.check_cancel()
+            raise Cancelled("training stopped early")
+        if test_ds is not None:
+            run_inference(job, load_bundle(job.run.bundle_dir), test_ds, backend, cfg.inference.batch_size,
+                          str(test_path), cfg.backend, history=history)
+    return int(job.exit_code)
+
+
+def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | None, runs_root: str | Path,
+              events: str | None = None, events_fd: int | None = None, batch_size: int | None = None,
+              truth: str | Path | None = None, human: bool | None = None) -> int:
+    """Reconstruct ``data_path`` with a bundle into a new run (recon.npz, previews, product.h5, metrics.json).
+
+    ``truth``: a dataset NPZ whose objectGuess scores the result when the data itself has none.
+    """
+    from dataclasses import replace
+
+    from engine.backends import canonical_name, load_backend
+    from engine.bundle import load_bundle
+    from engine.config import InferenceConfig, to_dict
+    from engine.jobs import Job
+    from engine.runstore import RunStore
+
+    bundle = load_bundle(bundle_path)
+    N = bundle.run_config.model.N
+    ds = _load_data(data_path, require_probe=False, N=N)
+    if truth is not None and ds.object is None:
+        truth_ds = _load_data(truth, require_probe=False)
+        if truth_ds.object is None:
+            raise InputError(str(truth), "objectGuess", "expected the true object (objectGuess)")
+        ds = replace(ds, object=truth_ds.object)
+    name = canonical_name(backend)
+    if batch_size is not None:
+        InferenceConfig(batch_size=batch_size)  # ConfigError (exit 2) for a bad value
+    bs = batch_size or bundle.run_config.inference.batch_size
+    module = load_backend(name)
+    config = {**to_dict(bundle.run_config), "backend": name, "bundle": str(bundle_path),
+              "bundle_manifest_sha256": bundle.manifest_sha256, "inference_batch_size": bs}
+    with Job.start(kind="infer", store=RunStore(runs_root), config=config, backend=name,
+                   dataset=_dataset_info(ds), events=events, events_fd=events_fd, human=human) as job:
+        job.stage("loading")
+        job.log(f"bundle trained by {bundle.backend}, inferring with {name}")
+        run_inference(job, bundle, ds, module, bs, str(data_path), name)
+    return int(job.exit_code)
