@@ -21,9 +21,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from engine.backend_api import Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult
 from engine.config import ModelConfig, RunConfig, TrainingConfig
+from engine.errors import InputError
 from engine.torch import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
 from engine.torch.module import PtychoModule, make_loader
 from engine.torch.network import canonical_state
+from engine.weights import check_weights
 
 #: Lightning messages that are expected here (single process, in-memory numpy data, no logger).
 _HARMLESS = (
@@ -122,11 +124,40 @@ class HookBridge(L.Callback):
                                 seconds, record["samples_per_s"], lambda: canonical_state(pl_module.net))
 
 
+def resume_checkpoint(resume: Path | str | None, cfg: ModelConfig) -> Path | None:
+    """The .ckpt to resume from (a file, or a directory holding last.ckpt), checked before Lightning sees it.
+
+    Loaded with ``weights_only=True`` (no arbitrary unpickling); a checkpoint of another model is bad input.
+    """
+    if resume is None:
+        return None
+    path = Path(resume)
+    if path.is_dir():
+        path = path / "last.ckpt"
+    if not path.is_file():
+        raise InputError(str(resume), None, "a Lightning checkpoint (.ckpt) or a directory holding last.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k[len("net."):]: v.numpy() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    except Exception as exc:  # any unreadable file is the user's input, not our failure
+        raise InputError(str(path), None, f"a readable Lightning checkpoint ({type(exc).__name__})") from exc
+    problem = check_weights(cfg, state)
+    if problem:
+        raise InputError(str(path), "state_dict", f"a checkpoint of this model ({problem})")
+    return path
+
+
 def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights: dict[str, np.ndarray],
-          hooks: TrainHooks, checkpoint_dir: Path, resume: Path | None = None, *,
+          hooks: TrainHooks, checkpoint_dir: Path | None, resume: Path | None = None, *,
           accelerator: str = "cpu", devices=1) -> TrainResult:
-    """Train from ``weights`` (or from the ``resume`` .ckpt) for cfg.training.epochs epochs in total."""
+    """Train from ``weights`` (or from ``resume``) for cfg.training.epochs epochs in total.
+
+    ``checkpoint_dir``: Lightning writes ``last.ckpt`` there after every epoch (None: no checkpoints).
+    ``resume``: a .ckpt file or a directory holding ``last.ckpt``; its weights, Adam state, epoch counter and
+    history replace ``weights``.
+    """
     tc: TrainingConfig = cfg.training
+    ckpt_path = resume_checkpoint(resume, cfg.model)
     torch.manual_seed(tc.seed)
     if accelerator == "cpu":
         torch.set_num_threads(cpu_threads())
@@ -134,16 +165,19 @@ def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights:
     train_loader = make_loader(data, data.train, tc.batch_size, tc.seed, shuffle=True)
     val_loader = make_loader(data, data.val, tc.batch_size, tc.seed, shuffle=False) if len(data.val) else None
     bridge = HookBridge(hooks, tc.epochs)
-    checkpoint = ModelCheckpoint(dirpath=str(checkpoint_dir), save_last=True)
+    callbacks: list[L.Callback] = [bridge]
+    if checkpoint_dir is not None:
+        callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), save_last=True))
     with _quiet_lightning(), _restore_determinism():
         trainer = L.Trainer(
             accelerator=accelerator, devices=devices, max_epochs=tc.epochs,
             enable_progress_bar=False, logger=False, enable_model_summary=False,
-            deterministic=accelerator == "cpu", callbacks=[bridge, checkpoint],
-            num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(checkpoint_dir),
+            deterministic=accelerator == "cpu", callbacks=callbacks, enable_checkpointing=checkpoint_dir is not None,
+            num_sanity_val_steps=0, log_every_n_steps=1,
+            default_root_dir=str(checkpoint_dir) if checkpoint_dir is not None else None,
         )
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
-                    ckpt_path=str(resume) if resume else None)
+                    ckpt_path=str(ckpt_path) if ckpt_path else None)
     return TrainResult(weights=canonical_state(module.net), history=list(module.history),
                        status="cancelled" if bridge.cancelled else "ok")
 

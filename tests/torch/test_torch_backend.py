@@ -123,7 +123,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     backend.train(one, data, consts, w0, RecordingHooks(), tmp_path / "half")
     hooks = RecordingHooks()
     resumed = backend.train(cfg, data, consts, init_weights(cfg.model, 99), hooks, tmp_path / "half2",
-                            resume=tmp_path / "half" / "last.ckpt")
+                            resume=tmp_path / "half")  # a directory means its last.ckpt
     assert [e["epoch"] for e in hooks.epochs] == [1]
     assert [h["epoch"] for h in resumed.history] == [0, 1]
     for k in w0:
@@ -157,3 +157,27 @@ def test_predict_applies_the_overlap_constraint_with_the_oracle_merge():
     want = physics.reextract_group(region, batch.offsets, N)
     assert np.abs(obj - want).max() < 1e-5
     assert np.abs(obj - raw).max() > 1e-2  # the constraint did something
+
+
+def test_bad_resume_is_input_error_and_no_checkpoint_dir_writes_nothing(tmp_path, monkeypatch):
+    from engine.errors import InputError
+
+    monkeypatch.chdir(tmp_path)
+
+    cfg, data, consts, w0 = setup(epochs=1)
+    with pytest.raises(InputError, match="missing.ckpt"):
+        backend.train(cfg, data, consts, w0, RecordingHooks(), tmp_path / "a", resume=tmp_path / "missing.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="junk.ckpt"):
+        backend.train(cfg, data, consts, w0, RecordingHooks(), tmp_path / "a", resume=junk)
+    assert not (tmp_path / "a").exists()
+    wide = init_weights(ModelConfig(N=N, n_filters_scale=2), 0)  # a checkpoint of a wider network
+    (tmp_path / "wide").mkdir()
+    torch.save({"state_dict": {f"net.{k}": torch.from_numpy(v) for k, v in wide.items()}},
+               tmp_path / "wide" / "last.ckpt")
+    with pytest.raises(InputError, match="shape"):
+        backend.train(cfg, data, consts, w0, RecordingHooks(), tmp_path / "a", resume=tmp_path / "wide")
+    result = backend.train(cfg, data, consts, w0, RecordingHooks(), None)  # cwd is tmp_path (fixture below)
+    assert result.status == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.ckpt", "wide"]
