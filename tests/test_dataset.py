@@ -179,3 +179,11 @@ def test_validate_never_imports_a_framework(good):
             "bad = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code, str(good[0])], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_compressed_npz_with_float64_amplitude_has_the_same_fingerprint(good, tmp_path):
+    """Exact conversions and zip compression do not change the canonical arrays, hence the fingerprint."""
+    path, arrays = good
+    other = tmp_path / "compressed.npz"
+    np.savez_compressed(other, **{**arrays, "diffraction": arrays["diffraction"].astype(np.float64)})
+    assert fingerprint(load_dataset(other)) == fingerprint(load_dataset(path))
