@@ -13,6 +13,7 @@ import os
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import lightning as L
 import numpy as np
@@ -189,8 +190,12 @@ def _module(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
 
 
 def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, x: np.ndarray,
-            offsets: np.ndarray | None, batch_size: int, *, device: str = "cpu") -> np.ndarray:
-    """Complex object patches (M, C, N, N) complex64, after merge/re-extract when C > 1 (before the probe)."""
+            offsets: np.ndarray | None, batch_size: int, *, progress: Callable[[int, int], None] | None = None,
+            device: str = "cpu") -> np.ndarray:
+    """Complex object patches (M, C, N, N) complex64, after merge/re-extract when C > 1 (before the probe).
+
+    ``progress(done, total)`` is called after every batch (it may raise to cancel).
+    """
     if device == "cpu":
         torch.set_num_threads(cpu_threads())
     module = _module(cfg, weights, consts).to(device).eval()
@@ -203,6 +208,8 @@ def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
             xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size], np.float32)).to(device)
             ob = torch.from_numpy(np.ascontiguousarray(offsets[s:s + batch_size], np.float32)).to(device)
             out[s:s + batch_size] = module(xb, ob).cpu().numpy()
+            if progress is not None:
+                progress(min(s + batch_size, M), M)
     return out
 
 

@@ -147,7 +147,10 @@ def test_predict_applies_the_overlap_constraint_with_the_oracle_merge():
 
     cfg, data, consts, w0 = setup(gridsize=2, M=16)
     batch = data.batch(data.train, np.arange(5))
-    obj = backend.predict(cfg.model, w0, consts, batch.x, batch.offsets, batch_size=2)
+    calls = []
+    obj = backend.predict(cfg.model, w0, consts, batch.x, batch.offsets, batch_size=2,
+                          progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 5), (4, 5), (5, 5)]
     net = PtychoNet(cfg.model)
     load_canonical(net, w0)
     with torch.inference_mode():
