@@ -46,6 +46,7 @@ class Job:
         self._clock = clock
         self._cancel_signal: int | None = None
         self._cancel_logged = False
+        self._finishing = False
         self._old_handlers: dict[int, Any] = {}
         self._on_cancel: list[Callable[[], None]] = []
         self._stage: str | None = None
@@ -90,6 +91,7 @@ class Job:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         status, code, suppress = _classify(exc)
+        self._finishing = True  # from here a further signal must not interrupt writing the final record
         try:
             self._finish(status, code, exc)
         finally:
@@ -135,7 +137,9 @@ class Job:
         self._old_handlers.clear()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        """First signal: set the flag (the job stops at the next check). Second: stop now."""
+        """First signal: set the flag (the job stops at the next check). Second: stop now (unless finishing)."""
+        if self._finishing:
+            return
         if self._cancel_signal is not None:
             raise Cancelled(f"{signal.Signals(signum).name} received twice")
         self._cancel_signal = signum

@@ -206,3 +206,20 @@ def test_in_process_job_maps_endings_to_status_and_restores_signals(tmp_path):
         evs = [parse_line(x) for x in (Path(rec["dir"]) / "events.jsonl").read_text().splitlines()]
         assert all(e["type"] in EVENT_TYPES and validate_event(e) is None for e in evs)
         assert evs[-1]["type"] == "run_finished" and evs[-1]["status"] == rec["status"]
+
+
+def test_second_signal_stops_at_once_and_savers_run(tmp_path):
+    store = RunStore(tmp_path)
+    saved = []
+    reached = []
+    with Job.start(kind="selftest", store=store, config={}, human=False) as job:
+        job.on_cancel(lambda: saved.append(job.artifact("partial", "partial.json")))
+        os.kill(os.getpid(), signal.SIGINT)  # first: only the flag
+        reached.append("after first")
+        os.kill(os.getpid(), signal.SIGINT)  # second: Cancelled is raised right here
+        reached.append("after second")
+    assert reached == ["after first"]
+    assert (job.status, job.exit_code) == ("cancelled", 130)
+    rec = store.get(job.run_id)
+    assert rec["status"] == "cancelled" and rec["artifacts"] == [{"kind": "partial", "path": "partial.json"}]
+    assert saved and saved[0]["path"] == "partial.json"
