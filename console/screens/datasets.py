@@ -97,10 +97,10 @@ def render_summary(info: DatasetInfo):
     if info.error is not None:
         return f"✘ invalid: {info.error}"
     table = Table.grid(padding=(0, 1))
-    per_row = 4
+    per_row = 3
     for _ in range(per_row):
         table.add_column(style="dim", justify="right")
-        table.add_column(min_width=14)
+        table.add_column(min_width=12)
     items = list(info.summary)
     for i in range(0, len(items), per_row):
         row = items[i:i + per_row]

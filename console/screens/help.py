@@ -33,7 +33,7 @@ class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,q,question_mark,f1", "app.pop_screen", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen VerticalScroll { width: 84; height: 30; border: thick $primary; background: $surface; }
+    HelpScreen VerticalScroll { width: 84; height: 90%; border: thick $primary; background: $surface; }
     """
 
     def compose(self) -> ComposeResult:
