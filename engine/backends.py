@@ -40,6 +40,7 @@ def load_backend(name: str | None) -> ModuleType:
     """Import the selected backend module; BackendUnavailable (exit 2) with the install command if it cannot."""
     key = canonical_name(name)
     needs, module, label, install = _FRAMEWORKS[key]
+    importlib.import_module(module.rpartition(".")[0])  # the backend package sets framework env (TF log level) first
     for dep in needs:
         try:
             importlib.import_module(dep)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -54,11 +55,13 @@ class Pinn:
             self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=ADAM_BETAS[0],
                                                    beta_2=ADAM_BETAS[1], epsilon=ADAM_EPS)
             self.optimizer.build(self.model.trainable_variables)
+        # Fixed signature with a free batch dimension: one trace per job. No tensor-dependent Python control
+        # flow below, so autograph is off (it only slows the trace).
         x = tf.TensorSpec((None, C, N, N), tf.float32)
         off = tf.TensorSpec((None, C, 2), tf.float32)
-        self.predict_step = tf.function(self._objects, input_signature=[x, off], reduce_retracing=True)
-        self.eval_step = tf.function(self._loss, input_signature=[x, x, off])
-        self.train_step = tf.function(self._train_step, input_signature=[x, x, off])
+        self.predict_step = tf.function(self._objects, input_signature=[x, off], autograph=False)
+        self.eval_step = tf.function(self._loss, input_signature=[x, x, off], autograph=False)
+        self.train_step = tf.function(self._train_step, input_signature=[x, x, off], autograph=False)
 
     # ------------------------------------------------------------------------------ model, top to bottom
     def _objects(self, x: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
@@ -184,8 +187,12 @@ def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights:
 
 
 def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, x: np.ndarray,
-            offsets: np.ndarray | None, batch_size: int) -> np.ndarray:
-    """Complex object patches (M, C, N, N) complex64, after merge/re-extract when C > 1 (before the probe)."""
+            offsets: np.ndarray | None, batch_size: int, *,
+            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Complex object patches (M, C, N, N) complex64, after merge/re-extract when C > 1 (before the probe).
+
+    One model and one traced graph for all batches; ``progress(done, total)`` after each (it may raise to cancel).
+    """
     pinn = Pinn(cfg, consts, weights)
     M = len(x)
     if offsets is None:
@@ -195,6 +202,8 @@ def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
         xb = tf.constant(np.asarray(x[s:s + batch_size], np.float32))
         ob = tf.constant(np.asarray(offsets[s:s + batch_size], np.float32))
         out[s:s + batch_size] = pinn.predict_step(xb, ob).numpy()
+        if progress is not None:
+            progress(min(s + batch_size, M), M)
     return out
 
 

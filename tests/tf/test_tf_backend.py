@@ -1,0 +1,188 @@
+"""The TF backend API: the explicit training loop (hooks, cancel, determinism, checkpoints, resume), predict,
+batch_loss and sgd_step, on a tiny CI-size synthetic scan."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from engine import grouping, physics  # noqa: E402
+from engine.backend_api import PhysicsConstants, TrainingData  # noqa: E402
+from engine.config import ModelConfig, RunConfig, TrainingConfig  # noqa: E402
+from engine.errors import InputError  # noqa: E402
+from engine.scaling import compute_scales  # noqa: E402
+from engine.tf import backend  # noqa: E402
+from engine.tf.network import build_network, load_canonical  # noqa: E402
+from engine.weights import init_weights  # noqa: E402
+from tests.synthetic import make_synthetic  # noqa: E402
+
+pytestmark = pytest.mark.tf
+N = 32
+
+
+def setup(gridsize=1, M=16, epochs=2, batch_size=4, val_fraction=0.25, seed=0, lr=1e-3):
+    """A tiny CI-size problem built from the synthetic scan: (cfg, data, consts, weights)."""
+    syn = make_synthetic(N=N, M=M, seed=seed, step=4.0)
+    model = ModelConfig(N=N, n_filters_scale=1, gridsize=gridsize)
+    cfg = RunConfig(model=model, training=TrainingConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                                                         val_fraction=val_fraction, seed=seed))
+    scales = compute_scales(syn["diffraction"], syn["probe"])
+    groups = grouping.make_groups(syn["positions"], gridsize, N, seed=seed)
+    tr, va = grouping.split_train_val(len(groups), val_fraction, seed)
+    data = TrainingData(syn["diffraction"], groups.take(tr), groups.take(va), scales.input_scale)
+    consts = PhysicsConstants(syn["probe"], scales.photon_scale, scales.input_scale, N, model.channels)
+    return cfg, data, consts, init_weights(model, seed)
+
+
+def with_epochs(cfg: RunConfig, epochs: int) -> RunConfig:
+    return dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, epochs=epochs))
+
+
+class RecordingHooks:
+    def __init__(self, stop_after=None):
+        self.stop_after = stop_after
+        self.starts, self.batches, self.epochs = [], [], []
+
+    def on_train_start(self, epochs, batches_per_epoch):
+        self.starts.append((epochs, batches_per_epoch))
+
+    def on_batch_end(self, epoch, batch, batches, loss, samples):
+        assert isinstance(loss, float)
+        self.batches.append((epoch, batch, batches, loss, samples))
+
+    def on_epoch_end(self, epoch, train_loss, val_loss, lr, seconds, samples_per_s, weights):
+        self.epochs.append(dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss, lr=lr, seconds=seconds,
+                                samples_per_s=samples_per_s, weights=weights()))
+
+    def should_stop(self):
+        return self.stop_after is not None and len(self.batches) >= self.stop_after
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """One 2-epoch gridsize-2 run shared by the tests below (each training traces its graph: keep them few)."""
+    cfg, data, consts, w0 = setup(gridsize=2, epochs=2, batch_size=3, val_fraction=0.25)
+    hooks = RecordingHooks()
+    ckpt = tmp_path_factory.mktemp("full")
+    result = backend.train(cfg, data, consts, w0, hooks, ckpt)
+    return cfg, data, consts, w0, hooks, result, ckpt
+
+
+def test_training_calls_hooks_and_lowers_the_loss(full):
+    cfg, data, consts, w0, hooks, result, ckpt = full
+    n_train, bs = len(data.train), cfg.training.batch_size
+    per_epoch = -(-n_train // bs)
+    assert result.status == "ok"
+    assert hooks.starts == [(2, per_epoch)]
+    assert [b[:3] for b in hooks.batches] == [(e, i, per_epoch) for e in range(2) for i in range(per_epoch)]
+    assert sum(b[4] for b in hooks.batches[:per_epoch]) == n_train
+    assert [e["epoch"] for e in hooks.epochs] == [0, 1]
+    first = hooks.batches[:per_epoch]  # epoch train loss = sample-weighted mean of that epoch's batch losses
+    weighted = sum(b[3] * b[4] for b in first) / sum(b[4] for b in first)
+    assert hooks.epochs[0]["train_loss"] == pytest.approx(weighted, rel=1e-9)
+    assert all(e["val_loss"] is not None and e["lr"] == pytest.approx(1e-3) for e in hooks.epochs)
+    assert all(e["samples_per_s"] > 0 and e["seconds"] > 0 for e in hooks.epochs)
+    assert hooks.epochs[-1]["train_loss"] < 0.8 * hooks.epochs[0]["train_loss"]
+    assert hooks.epochs[-1]["val_loss"] < hooks.epochs[0]["val_loss"]
+    for k in w0:  # the weights handed to the hooks are the final ones, and they moved
+        assert np.array_equal(hooks.epochs[-1]["weights"][k], result.weights[k])
+    assert not np.array_equal(result.weights["amp_head.weight"], w0["amp_head.weight"])
+    assert [h["epoch"] for h in result.history] == [0, 1]
+    assert tf.train.latest_checkpoint(str(ckpt)).endswith("ckpt-1")
+    # the batches are the shared ones, in grouping.epoch_order, and the loss is taken before the step
+    for epoch, weights in ((0, w0), (1, hooks.epochs[0]["weights"])):
+        sel = grouping.batches(grouping.epoch_order(n_train, cfg.training.seed, epoch), bs)[0]
+        want = backend.batch_loss(cfg.model, weights, consts, data.batch(data.train, sel), "poisson")
+        assert hooks.batches[epoch * per_epoch][3] == pytest.approx(want, rel=1e-6)
+
+
+def test_val_loss_is_sample_weighted_mean_over_validation_batches(full):
+    cfg, data, consts, w0, hooks, result, ckpt = full
+    sels = grouping.batches(np.arange(len(data.val)), cfg.training.batch_size)
+    assert len(sels) > 1 and len(sels[-1]) < len(sels[0])  # a short last batch: the weighting matters
+    losses = [backend.batch_loss(cfg.model, result.weights, consts, data.batch(data.val, s), "poisson")
+              for s in sels]
+    expected = sum(l * len(s) for l, s in zip(losses, sels)) / len(data.val)
+    assert hooks.epochs[-1]["val_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_same_seed_gives_identical_weights(full, tmp_path):
+    cfg, data, consts, w0, hooks, result, ckpt = full
+    again = backend.train(cfg, data, consts, w0, RecordingHooks(), tmp_path)
+    for k in w0:
+        np.testing.assert_allclose(again.weights[k], result.weights[k], rtol=0, atol=1e-6)
+    assert again.history[-1]["train_loss"] == pytest.approx(result.history[-1]["train_loss"], rel=1e-6)
+
+
+def test_resume_continues_from_the_last_checkpoint(full, tmp_path):
+    cfg, data, consts, w0, _, result, _ = full
+    backend.train(with_epochs(cfg, 1), data, consts, w0, RecordingHooks(), tmp_path / "half")
+    hooks = RecordingHooks()
+    resumed = backend.train(cfg, data, consts, init_weights(cfg.model, 99), hooks, tmp_path / "more",
+                            resume=tmp_path / "half")
+    assert hooks.starts[0][0] == 2 and [e["epoch"] for e in hooks.epochs] == [1]
+    assert [h["epoch"] for h in resumed.history] == [0, 1]  # history travels in the checkpoint
+    assert resumed.history[0]["train_loss"] == pytest.approx(result.history[0]["train_loss"], rel=1e-6)
+    for k in w0:  # weights AND Adam moments were restored: the result equals the uninterrupted run
+        np.testing.assert_allclose(resumed.weights[k], result.weights[k], rtol=0, atol=1e-6)
+    assert tf.train.latest_checkpoint(str(tmp_path / "more")).endswith("ckpt-1")
+
+
+def test_should_stop_cancels_after_one_batch(tmp_path):
+    cfg, data, consts, w0 = setup(epochs=2)
+    hooks = RecordingHooks(stop_after=1)
+    result = backend.train(cfg, data, consts, w0, hooks, tmp_path)
+    assert result.status == "cancelled"
+    assert len(hooks.batches) == 1 and hooks.epochs == [] and result.history == []
+    assert tf.train.latest_checkpoint(str(tmp_path)) is None  # a partial epoch is not checkpointed
+    # the weights so far: exactly one Adam step on the first batch of epoch 0
+    first = data.batch(data.train, grouping.batches(grouping.epoch_order(len(data.train), 0, 0), 4)[0])
+    stepped = backend.sgd_step(cfg, w0, consts, first)
+    for k in w0:
+        np.testing.assert_allclose(result.weights[k], stepped[k], rtol=0, atol=1e-6)
+    assert any(not np.array_equal(stepped[k], w0[k]) for k in w0)
+
+
+def test_no_validation_groups_gives_none(tmp_path):
+    cfg, data, consts, w0 = setup(epochs=1, val_fraction=0.0)
+    hooks = RecordingHooks()
+    result = backend.train(cfg, data, consts, w0, hooks, None)
+    assert hooks.epochs[0]["val_loss"] is None and result.history[0]["val_loss"] is None
+
+
+def test_resume_from_a_directory_without_checkpoint_is_bad_input(tmp_path):
+    cfg, data, consts, w0 = setup(epochs=1)
+    with pytest.raises(InputError, match="checkpoint"):
+        backend.train(cfg, data, consts, w0, RecordingHooks(), tmp_path / "a", resume=tmp_path)
+
+
+def test_batch_loss_matches_the_numpy_oracle():
+    cfg, data, consts, w0 = setup(gridsize=2, M=16)
+    batch = data.batch(data.train, np.arange(3))
+    obj = backend.predict(cfg.model, w0, consts, batch.x, batch.offsets, batch_size=2)
+    assert obj.shape == (3, 4, N, N) and obj.dtype == np.complex64
+    lam = physics.forward_intensity(consts.probe, obj, consts.photon_scale)
+    for loss, oracle in (("poisson", physics.poisson_deviance), ("mae", physics.amplitude_mae)):
+        want = oracle(lam, batch.counts)
+        got = backend.batch_loss(cfg.model, w0, consts, batch, loss)
+        assert abs(got - want) <= 1e-4 * max(1.0, abs(want))
+
+
+def test_predict_applies_the_overlap_constraint_with_the_oracle_merge():
+    cfg, data, consts, w0 = setup(gridsize=2, M=16)
+    batch = data.batch(data.train, np.arange(5))
+    calls = []
+    obj = backend.predict(cfg.model, w0, consts, batch.x, batch.offsets, batch_size=2,  # short last batch
+                          progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+    net = build_network(cfg.model)
+    load_canonical(net, w0)
+    amp, phase = (t.numpy().astype(np.float64) for t in net(batch.x))
+    raw = amp * np.exp(1j * phase)
+    region, _ = physics.merge_group(raw, batch.offsets)
+    want = physics.reextract_group(region, batch.offsets, N)
+    assert np.abs(obj - want).max() < 1e-5
+    assert np.abs(obj - raw).max() > 1e-2  # the constraint did something
