@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
-from skimage.draw import disk as draw_disk
 from skimage.draw import line_aa
 
 from engine import physics
@@ -94,16 +93,21 @@ def dead_leaves_field(size: int, rng: np.random.Generator, signed: bool,
     r_max = r_max if r_max is not None else max(r_min + 1.0, size / 8)
     canvas = np.zeros((size, size))
     filled = np.zeros((size, size), dtype=bool)
+    uncovered = size * size
     for _ in range(max_discs):
         u = rng.uniform()
         r = 1.0 / math.sqrt(u / r_max**2 + (1 - u) / r_min**2)  # inverse CDF of p(r) ∝ r⁻³ on [r_min, r_max]
         cy, cx = rng.uniform(0, size, 2)
         value = rng.uniform(-1.0, 1.0) if signed else rng.uniform(0.0, 1.0)
-        rr, cc = draw_disk((cy, cx), r, shape=(size, size))
-        new = ~filled[rr, cc]
-        canvas[rr[new], cc[new]] = value
-        filled[rr, cc] = True
-        if filled.all():
+        y0, y1 = max(0, math.floor(cy - r)), min(size, math.ceil(cy + r) + 1)
+        x0, x1 = max(0, math.floor(cx - r)), min(size, math.ceil(cx + r) + 1)
+        inside = (np.arange(y0, y1)[:, None] - cy) ** 2 + (np.arange(x0, x1)[None, :] - cx) ** 2 < r * r
+        done = filled[y0:y1, x0:x1]  # a view: updated in place
+        new = inside & ~done
+        canvas[y0:y1, x0:x1][new] = value
+        done |= inside
+        uncovered -= int(new.sum())
+        if uncovered == 0:
             break
     f = gaussian_filter(canvas, OBJECT_BLUR, mode="wrap")
     return f if not signed else np.clip(f, -1.0, 1.0)
