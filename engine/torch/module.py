@@ -18,8 +18,9 @@ from engine.grouping import Groups
 from engine.physics import merge_pad, merge_window
 from engine.torch import physics as tp
 from engine.torch.network import PtychoNet, load_canonical
+from engine.torch.optim import KerasAdam
 
-#: Adam as in Keras' defaults (epsilon 1e-7, not torch's 1e-8), so both backends take the same step.
+#: Adam as in Keras' defaults (epsilon 1e-7, not torch's 1e-8), with Keras' epsilon placement (engine/torch/optim.py).
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-7
 
@@ -71,8 +72,7 @@ class PtychoModule(L.LightningModule):
         self._accumulate("val", self.loss(batch), len(batch[0]))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.cfg.training.learning_rate,
-                                betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=0.0)
+        return KerasAdam(self.net.parameters(), lr=self.cfg.training.learning_rate, betas=ADAM_BETAS, eps=ADAM_EPS)
 
     # ------------------------------------------------------------------------------------ epoch bookkeeping
     def on_train_epoch_start(self) -> None:

@@ -136,3 +136,28 @@ def test_load_refuses_wrong_weights():
     weights.pop("amp_head.bias")
     with pytest.raises(ValueError, match="amp_head.bias"):
         load_canonical(PtychoNet(cfg), weights, cfg)
+
+
+def test_adam_follows_the_keras_rule_epsilon_on_the_uncorrected_moment():
+    from engine.torch.optim import KerasAdam
+
+    rng = np.random.default_rng(6)
+    grads = [rng.standard_normal(50) * 10.0 ** rng.uniform(-8, 0, 50) for _ in range(3)]  # incl. tiny gradients
+    theta0 = rng.standard_normal(50)
+    p = torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64))
+    opt = KerasAdam([p], lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    theta, m, v = theta0.copy(), np.zeros(50), np.zeros(50)
+    for t, g in enumerate(grads, start=1):
+        p.grad = torch.tensor(g)
+        opt.step()
+        m += (g - m) * 0.1
+        v += (g * g - v) * 0.001
+        theta -= 1e-3 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-7)
+    np.testing.assert_allclose(p.detach().numpy(), theta, rtol=0, atol=1e-12)
+    # and it is not torch's rule: for a 1e-6 gradient the first steps differ by a large fraction of lr
+    q = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    ref = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    for opt, par in ((KerasAdam([q], lr=1e-3), q), (torch.optim.Adam([ref], lr=1e-3, eps=1e-7), ref)):
+        par.grad = torch.tensor([1e-6], dtype=torch.float64)
+        opt.step()
+    assert abs(float(q.detach()) - float(ref.detach())) > 5e-4
