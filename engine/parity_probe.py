@@ -1,0 +1,131 @@
+"""Parity levels 1 and 2 (SPEC §8) probed in one backend per process: NPZ in, NPZ out.
+
+Both frameworks in one process would share (and fight over) threads, allocators and logging, and the console rule
+is that a process imports at most one framework — so the comparison runs each backend in its own child:
+
+    python -m engine.parity_probe BACKEND INPUT.npz OUTPUT.npz
+
+INPUT holds cases (``write_inputs``): per case a run config (JSON), canonical weights, one batch and the physics
+constants. OUTPUT holds, per case, what the backend computed from them: the predicted object patches (level 1),
+the batch loss for each loss kind (level 1), and the canonical weights after one Adam step (level 2). Arrays are
+read with ``allow_pickle=False``; nothing in the files is executed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.backend_api import Batch, PhysicsConstants
+from engine.config import LOSSES, RunConfig, from_dict, to_dict
+
+
+@dataclass(frozen=True)
+class Case:
+    """One parity probe: the same weights and batch go to every backend."""
+
+    cfg: RunConfig
+    weights: dict[str, np.ndarray]
+    consts: PhysicsConstants
+    batch: Batch
+
+
+@dataclass(frozen=True)
+class Outputs:
+    objects: np.ndarray  # (B, C, N, N) complex64, after merge/re-extract
+    losses: dict[str, float]  # loss kind → batch loss
+    stepped: dict[str, np.ndarray]  # canonical weights after one Adam step
+
+
+def write_inputs(path: Path, cases: dict[str, Case]) -> None:
+    arrays: dict[str, np.ndarray] = {"cases": np.array(json.dumps(sorted(cases)))}
+    for name, c in cases.items():
+        arrays[f"{name}/cfg"] = np.array(json.dumps(to_dict(c.cfg)))
+        arrays[f"{name}/probe"] = np.asarray(c.consts.probe, np.complex64)
+        arrays[f"{name}/scales"] = np.array([c.consts.photon_scale, c.consts.input_scale], np.float64)
+        for field in ("x", "counts", "offsets"):
+            arrays[f"{name}/batch/{field}"] = np.asarray(getattr(c.batch, field), np.float32)
+        for key, w in c.weights.items():
+            arrays[f"{name}/w/{key}"] = np.asarray(w, np.float32)
+    np.savez(path, **arrays)
+
+
+def read_inputs(path: Path) -> dict[str, Case]:
+    with np.load(path, allow_pickle=False) as z:
+        cases = {}
+        for name in json.loads(str(z["cases"])):
+            cfg = from_dict(json.loads(str(z[f"{name}/cfg"])))
+            photon_scale, input_scale = (float(v) for v in z[f"{name}/scales"])
+            consts = PhysicsConstants(z[f"{name}/probe"], photon_scale, input_scale, cfg.model.N, cfg.model.channels)
+            batch = Batch(*(z[f"{name}/batch/{f}"] for f in ("x", "counts", "offsets")))
+            prefix = f"{name}/w/"
+            weights = {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}
+            cases[name] = Case(cfg, weights, consts, batch)
+    return cases
+
+
+def probe(backend, case: Case) -> Outputs:
+    """What ``backend`` (a module of engine/backend_api.py) computes for one case."""
+    m = case.cfg.model
+    objects = backend.predict(m, case.weights, case.consts, case.batch.x, case.batch.offsets, len(case.batch))
+    losses = {kind: float(backend.batch_loss(m, case.weights, case.consts, case.batch, kind)) for kind in LOSSES}
+    stepped = backend.sgd_step(case.cfg, case.weights, case.consts, case.batch)
+    return Outputs(np.asarray(objects, np.complex64), losses, {k: np.asarray(v, np.float32) for k, v in stepped.items()})
+
+
+def write_outputs(path: Path, outputs: dict[str, Outputs]) -> None:
+    arrays: dict[str, np.ndarray] = {"cases": np.array(json.dumps(sorted(outputs)))}
+    for name, o in outputs.items():
+        arrays[f"{name}/objects"] = o.objects
+        arrays[f"{name}/losses"] = np.array(json.dumps(o.losses))
+        for key, w in o.stepped.items():
+            arrays[f"{name}/stepped/{key}"] = w
+    np.savez(path, **arrays)
+
+
+def read_outputs(path: Path) -> dict[str, Outputs]:
+    with np.load(path, allow_pickle=False) as z:
+        out = {}
+        for name in json.loads(str(z["cases"])):
+            prefix = f"{name}/stepped/"
+            stepped = {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}
+            out[name] = Outputs(z[f"{name}/objects"], json.loads(str(z[f"{name}/losses"])), stepped)
+    return out
+
+
+def run_in_child(backend: str, inputs: Path, output: Path, timeout: float | None = None) -> dict[str, Outputs]:
+    """Run the probe for ``backend`` in a fresh interpreter and read its results (raises on failure)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    proc = subprocess.run([sys.executable, "-m", "engine.parity_probe", backend, str(inputs), str(output)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"parity probe for {backend} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    return read_outputs(output)
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """‖a − b‖ / ‖b‖ (level 1)."""
+    a, b = np.asarray(a, np.complex128), np.asarray(b, np.complex128)
+    return float(np.linalg.norm(a - b) / max(float(np.linalg.norm(b)), 1e-30))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.backends import load_backend
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3:
+        print("usage: python -m engine.parity_probe BACKEND INPUT.npz OUTPUT.npz", file=sys.stderr)
+        return 2
+    backend = load_backend(args[0])
+    cases = read_inputs(Path(args[1]))
+    write_outputs(Path(args[2]), {name: probe(backend, case) for name, case in cases.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
