@@ -29,7 +29,7 @@ class NpzPath(Validator):
 
 # (id, option, label, default, validator)
 FIELDS = (
-    ("epochs", "--epochs", "epochs", "10", Integer(1, 100000, failure_description="expected an integer ≥ 1")),
+    ("epochs", "--epochs", "epochs", "8", Integer(1, 100000, failure_description="expected an integer ≥ 1")),
     ("gridsize", "--gridsize", "gridsize", "1", Integer(1, 4, failure_description="expected an integer 1–4")),
     ("n-groups", "--n-groups", "groups (empty: all)", "", Integer(1, failure_description="expected an integer ≥ 1")),
     ("batch-size", "--batch-size", "batch size", "16", Integer(1, 4096, failure_description="expected an integer 1–4096")),
@@ -42,7 +42,7 @@ FIELDS = (
 
 class LaunchScreen(Screen):
     AUTO_FOCUS = "#launch-backend"
-    BINDINGS = [Binding("escape", "leave_field", "Leave field", show=False),Binding("ctrl+t", "train", "Start training"), Binding("ctrl+b", "infer", "Infer from bundle")]
+    BINDINGS = [Binding("escape", "leave_field", "Leave field", show=False),Binding("ctrl+t", "train", "Start training"), Binding("ctrl+o", "infer", "Infer from bundle")]
     DEFAULT_CSS = """
     LaunchScreen #launch-body { padding: 0 1; }
     LaunchScreen Grid { grid-size: 3; grid-columns: 22 30 1fr; grid-rows: 3; height: auto; }
@@ -76,7 +76,7 @@ class LaunchScreen(Screen):
                 yield Static("", id="err-bundle", classes="err")
             with Horizontal(id="launch-buttons"):
                 yield Button("Train (ctrl+t)", id="btn-train", variant="primary")
-                yield Button("Infer from bundle (ctrl+b)", id="btn-infer")
+                yield Button("Infer from bundle (ctrl+o)", id="btn-infer")
             yield Static("", id="launch-status")
         yield Footer()
 
