@@ -35,6 +35,7 @@ _HARMLESS = (
     r".*is smaller than the logging interval.*",
     r".*Checkpoint directory .* exists and is not empty.*",
     r".*LightningModule.*has parameters that were not used.*",
+    r".*You defined a `validation_step` but have no `val_dataloader`.*",  # no validation groups
     r".*The dirpath has changed from.*",  # resuming from another run's checkpoint directory
     r".*isinstance\(treespec, LeafSpec\).*",  # torch 2.13 deprecation inside Lightning's batch-size probe
 )

@@ -184,3 +184,17 @@ def test_bad_resume_is_input_error_and_no_checkpoint_dir_writes_nothing(tmp_path
     result = backend.train(cfg, data, consts, w0, RecordingHooks(), None)  # cwd is tmp_path (fixture below)
     assert result.status == "ok"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.ckpt", "wide"]
+
+
+def test_training_is_quiet_on_stdout_stderr_and_warnings(tmp_path, capfd):
+    import warnings
+
+    cfg, data, consts, w0 = setup(epochs=1, val_fraction=0.0)  # no validation groups: val_loss is None
+    hooks = RecordingHooks()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backend.train(cfg, data, consts, w0, hooks, tmp_path)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert [str(w.message) for w in caught] == []
+    assert hooks.epochs[0]["val_loss"] is None
