@@ -153,7 +153,7 @@ def test_train_with_test_set_writes_recon_into_the_train_run(fake, tmp_path: Pat
 
 
 def test_cancel_saves_bundle_and_exits_130(fake, tmp_path: Path) -> None:
-    fake.state["cancel_at"] = 20  # SIGINT during epoch 2 (16 batches per epoch)
+    fake.state["cancel_at"] = 15  # SIGINT during epoch 2 (176 training groups: 11 batches per epoch)
     runs, ev = tmp_path / "runs", tmp_path / "ev.jsonl"
     code = main(["train", str(TRAIN), "--epochs", "5", "--runs", str(runs), "--events", str(ev), "--no-progress"])
     assert code == 130
