@@ -9,16 +9,21 @@ STYLES = {"warning": "bold yellow", "error": "bold red", "output": "dim", "info"
 
 class LogTail(Static):
     DEFAULT_CSS = """
-    LogTail { height: 1fr; border: round $primary; padding: 0 1; }
+    LogTail { height: 1fr; border: round $primary; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def on_mount(self) -> None:
         self.border_title = "log"
+        self._logs = ()
+
+    def on_resize(self) -> None:
+        self.show(self._logs)  # how many lines fit changed: render the tail again
 
     def show(self, logs) -> None:
         """Render the tail that fits; ``logs`` are console.state.LogLine."""
+        self._logs = logs
         rows = max(1, self.content_size.height or 10)
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
         for i, line in enumerate(logs[-rows:]):
             if i:
                 text.append("\n")
