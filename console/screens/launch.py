@@ -29,7 +29,7 @@ class NpzPath(Validator):
 
 # (id, option, label, default, validator)
 FIELDS = (
-    ("epochs", "--epochs", "epochs", "8", Integer(1, 100000, failure_description="expected an integer ≥ 1")),
+    ("epochs", "--epochs", "epochs", "10", Integer(1, 100000, failure_description="expected an integer ≥ 1")),
     ("gridsize", "--gridsize", "gridsize", "1", Integer(1, 4, failure_description="expected an integer 1–4")),
     ("n-groups", "--n-groups", "groups (empty: all)", "", Integer(1, failure_description="expected an integer ≥ 1")),
     ("batch-size", "--batch-size", "batch size", "16", Integer(1, 4096, failure_description="expected an integer 1–4096")),
