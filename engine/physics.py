@@ -21,17 +21,24 @@ LOSS_EPS = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------- shifts
+def ramp_1d(k: np.ndarray, d, dtype=np.complex128) -> np.ndarray:
+    """1-D shift multiplier ``exp(-2πi·k·d)``, real (``cos(πd)``) at the Nyquist bin of an even length.
+
+    Splitting the Nyquist term evenly between ±1/2 keeps the shift of a real array real (Hermitian spectrum);
+    with a one-sided Nyquist a shifted real weight turns complex and numerator/denominator of an average disagree.
+    """
+    ang = -2.0 * np.pi * k * np.asarray(d, dtype=np.float64)[..., None]
+    im = np.sin(ang) * (k != -0.5)
+    return (np.cos(ang) + 1j * im).astype(dtype)
+
+
 def shift_ramp(shape: tuple[int, int], dy, dx, dtype=np.complex128) -> np.ndarray:
     """Fourier multiplier that moves content by (+dy, +dx); broadcast over leading dims of dy/dx.
 
     Built as an outer product of two 1-D ramps (separable), so the cost is O(H + W) exponentials per shift.
     """
-    ky = np.fft.fftfreq(shape[0])
-    kx = np.fft.fftfreq(shape[1])
-    dy = np.asarray(dy, dtype=np.float64)[..., None]
-    dx = np.asarray(dx, dtype=np.float64)[..., None]
-    ry = np.exp(-2j * np.pi * ky * dy).astype(dtype)
-    rx = np.exp(-2j * np.pi * kx * dx).astype(dtype)
+    ry = ramp_1d(np.fft.fftfreq(shape[0]), dy, dtype)
+    rx = ramp_1d(np.fft.fftfreq(shape[1]), dx, dtype)
     return ry[..., :, None] * rx[..., None, :]
 
 
@@ -203,9 +210,8 @@ def _stitch_windows(patches: np.ndarray, frac: np.ndarray, w: np.ndarray, pad: i
 
     - only the weight's non-zero support (e.g. the predicted N/2 centre) is transformed forward, by two 1-D
       FFTs zero-padded to L; its offset in the window is folded into the shift ramp (an integer shift);
-    - the weight's spectrum is computed once; the real part of its shifted copy is the inverse of the
-      Hermitian part of (spectrum × ramp), which is the ramp with ``cos(π f)`` at Nyquist (and the corner term
-      ``cos(π(fy + fx))``), so one real inverse FFT (half the work) gives it.
+    - the weight's spectrum is computed once; the shift ramp is Hermitian (``ramp_1d``), so the shifted weight
+      is real and one real inverse FFT (half the work) gives it.
     """
     N = w.shape[-1]
     L = N + 2 * pad
@@ -218,23 +224,18 @@ def _stitch_windows(patches: np.ndarray, frac: np.ndarray, w: np.ndarray, pad: i
     spec = sfft.fft(patches[:, r0:r1, c0:c1] * w[r0:r1, c0:c1], n=L, axis=-1, workers=-1)
     spec = sfft.fft(spec, n=L, axis=-2, workers=-1, overwrite_x=True)
     k = np.fft.fftfreq(L)
-    ry = np.exp(-2j * np.pi * (fy + r0 + pad)[:, None] * k).astype(np.complex64)
-    rx = np.exp(-2j * np.pi * (fx + c0 + pad)[:, None] * k).astype(np.complex64)
+    ry = ramp_1d(k, fy + r0 + pad, np.complex64)
+    rx = ramp_1d(k, fx + c0 + pad, np.complex64)
     spec *= ry[:, :, None]
     spec *= rx[:, None, :]
     wp = sfft.ifft2(spec, workers=-1, overwrite_x=True)
 
     h = L // 2 + 1
     wspec = sfft.rfft2(np.pad(w, pad).astype(np.float64))
-    ry = np.exp(-2j * np.pi * fy[:, None] * k)
-    rx = np.exp(-2j * np.pi * fx[:, None] * k[:h])
-    if L % 2 == 0:  # Hermitian part at Nyquist: e^{iπf} → cos(πf)
-        ry[:, L // 2] = np.cos(np.pi * fy)
-        rx[:, L // 2] = np.cos(np.pi * fx)
-    dspec = wspec.astype(np.complex64)[None] * ry.astype(np.complex64)[:, :, None]
-    dspec *= rx.astype(np.complex64)[:, None, :]
-    if L % 2 == 0:
-        dspec[:, L // 2, L // 2] = wspec[L // 2, L // 2].real * np.cos(np.pi * (fy + fx))
+    ry = ramp_1d(k, fy, np.complex64)
+    rx = ramp_1d(k[:h], fx, np.complex64)
+    dspec = wspec.astype(np.complex64)[None] * ry[:, :, None]
+    dspec *= rx[:, None, :]
     ww = sfft.irfft2(dspec, s=(L, L), workers=-1, overwrite_x=True).astype(np.float32, copy=False)
     return wp, ww
 

@@ -9,7 +9,8 @@ from engine import physics as ph
 
 def reference_stitch(patches, positions, weight, shape, origin=(0, 0), pad=4):
     """SPEC §2 stitching written plainly: pad each weighted patch to L×L, shift it by its fractional position
-    with a 2-D Fourier shift periodic over the window (fftfreq grid), add it at the integer position."""
+    with a 2-D Fourier shift periodic over the window (fftfreq grid, real Nyquist bin), add it at the integer
+    position."""
     M, N, _ = patches.shape
     H, W = shape
     L = N + 2 * pad
@@ -22,7 +23,10 @@ def reference_stitch(patches, positions, weight, shape, origin=(0, 0), pad=4):
         oy = positions[m, 1] - N // 2 - origin[1]
         bx, by = int(np.floor(ox)), int(np.floor(oy))
         fx, fy = ox - bx, oy - by
-        ramp = np.exp(-2j * np.pi * (k[:, None] * fy + k[None, :] * fx))
+        # Hermitian ramp: the Nyquist bin of each axis is real, cos(π f) (SPEC's one shift, engine.physics.ramp_1d)
+        ry = np.where(k == -0.5, np.cos(np.pi * fy), np.exp(-2j * np.pi * k * fy))
+        rx = np.where(k == -0.5, np.cos(np.pi * fx), np.exp(-2j * np.pi * k * fx))
+        ramp = ry[:, None] * rx[None, :]
         p = np.pad(patches[m].astype(complex), pad) * w
         num[by - pad + L:by - pad + 2 * L, bx - pad + L:bx - pad + 2 * L] += np.fft.ifft2(np.fft.fft2(p) * ramp)
         den[by - pad + L:by - pad + 2 * L, bx - pad + L:bx - pad + 2 * L] += np.fft.ifft2(np.fft.fft2(w) * ramp).real

@@ -28,8 +28,9 @@ def shift_ramp(ky: tf.Tensor, kx: tf.Tensor, dy: tf.Tensor, dx: tf.Tensor) -> tf
     dx = tf.cast(dx, tf.float64)[..., None]
     ay = -2.0 * math.pi * ky * dy
     ax = -2.0 * math.pi * kx * dx
-    ry = tf.cast(tf.complex(tf.cos(ay), tf.sin(ay)), tf.complex64)
-    rx = tf.cast(tf.complex(tf.cos(ax), tf.sin(ax)), tf.complex64)
+    # Nyquist bin real (cos πd), as engine.physics.ramp_1d: the shift of a real array stays real.
+    ry = tf.cast(tf.complex(tf.cos(ay), tf.sin(ay) * tf.cast(ky != -0.5, tf.float64)), tf.complex64)
+    rx = tf.cast(tf.complex(tf.cos(ax), tf.sin(ax) * tf.cast(kx != -0.5, tf.float64)), tf.complex64)
     return ry[..., :, None] * rx[..., None, :]
 
 

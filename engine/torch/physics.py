@@ -26,8 +26,10 @@ def shift_ramp(ky: torch.Tensor, kx: torch.Tensor, dy: torch.Tensor, dx: torch.T
     """
     dy = dy.to(torch.float64)[..., None]
     dx = dx.to(torch.float64)[..., None]
-    ry = torch.polar(torch.ones_like(dy * ky), -2 * math.pi * ky * dy).to(torch.complex64)
-    rx = torch.polar(torch.ones_like(dx * kx), -2 * math.pi * kx * dx).to(torch.complex64)
+    ay, ax = -2 * math.pi * ky * dy, -2 * math.pi * kx * dx
+    # Nyquist bin real (cos πd), as engine.physics.ramp_1d: the shift of a real array stays real.
+    ry = torch.complex(torch.cos(ay), torch.sin(ay) * (ky != -0.5)).to(torch.complex64)
+    rx = torch.complex(torch.cos(ax), torch.sin(ax) * (kx != -0.5)).to(torch.complex64)
     return ry[..., :, None] * rx[..., None, :]
 
 
