@@ -123,7 +123,7 @@ def test_train_then_infer_with_fake_backend(fake, tmp_path: Path) -> None:
     covered = np.abs(rec.object) > 0
     assert covered.mean() > 0.3
     err = np.abs(rec.object[covered] - np.exp(0.5j))  # stitching is a weighted average of identical patches
-    assert np.median(err) < 2e-3 and np.percentile(err, 90) < 1e-2  # (the thin rim rings: see docs/pipeline.md)
+    assert err.max() < 1e-3  # real-preserving shift: numerator and weight agree everywhere covered
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["phase"]["ssim"] <= 1
     record = json.loads((out / "run.json").read_text())
