@@ -1,4 +1,9 @@
-"""Read a parity run's parity.json into rows the Parity screen shows; tolerant of missing or reshaped parts."""
+"""Read a parity run's parity.json (layout: engine/parity_report.py) into rows the Parity screen shows.
+
+A full run has ~30 checks; the screen shows one row per level while all of a level's checks pass (the worst one's
+value and tolerance) and every failing check on its own row, so a failure is never hidden. Tolerant of missing or
+reshaped parts (a report from an older or interrupted run still shows what it has).
+"""
 from __future__ import annotations
 
 import json
@@ -20,6 +25,43 @@ class ParityView:
     runtimes: tuple[tuple[str, float | None, float | None], ...] = ()  # stage, tf, torch
     phases: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     amplitudes: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+
+
+#: Metrics the screen shows when present (the level-3 compared ones); the rest are in parity.md.
+METRICS_SHOWN = ("phase_ssim", "amplitude_ssim", "phase_psnr", "amplitude_psnr", "final_train_loss")
+
+
+def _level(c: dict) -> str:
+    lv = c.get("level", "?")
+    return "cross" if lv == "cross" else f"L{lv}"
+
+
+def _ratio(c: dict) -> float:
+    """How close a check came to its tolerance (a minimum-type check counts as 0 when it passed)."""
+    v, t = _num(c.get("value")), _num(c.get("tolerance"))
+    if v is None or t is None or "AT LEAST" in str(c.get("detail", "")):
+        return 0.0
+    return v / t if t else (0.0 if v == 0 else float("inf"))
+
+
+def _check_rows(raw: list[dict]) -> tuple[tuple[str, str, str, str, bool | None], ...]:
+    """Failing checks one by one (name + backend); per level one summary row of the passing ones."""
+    rows = []
+    for level in dict.fromkeys(_level(c) for c in raw):
+        group = [c for c in raw if _level(c) == level]
+        ok = [c for c in group if c.get("passed") is True]
+        for c in group:
+            if c.get("passed") is not True:
+                who = c.get("backend") or ""
+                name = str(c.get("name", "?")) + (f" [{who}]" if who and who not in str(c.get("name", "")) else "")
+                rows.append((level, name, _fmt(c.get("value")), _fmt(c.get("tolerance")),
+                             c.get("passed") if isinstance(c.get("passed"), bool) else None))
+        if ok:
+            worst = max(ok, key=_ratio)
+            what = f"all {len(ok)} checks" if len(ok) == len(group) else f"{len(ok)} other checks"
+            rows.append((level, f"{what} pass; worst: {worst.get('subject') or worst.get('name')}",
+                         _fmt(worst.get("value")), _fmt(worst.get("tolerance")), True))
+    return tuple(rows)
 
 
 def _num(v):
@@ -69,20 +111,20 @@ def load_parity(run_dir: str | Path) -> ParityView:
         report = json.loads((run_dir / "parity.json").read_text())
     except (OSError, ValueError) as exc:
         return ParityView(str(run_dir), message=f"no readable parity.json in {run_dir.name} ({type(exc).__name__})")
-    checks = []
-    for c in report.get("checks") or []:
-        if isinstance(c, dict):
-            checks.append((str(c.get("level", "?")), str(c.get("name", "?")), _fmt(c.get("value")), _fmt(c.get("tolerance")),
-                           c.get("passed") if isinstance(c.get("passed"), bool) else None))
+    raw = [c for c in report.get("checks") or [] if isinstance(c, dict)]
+    checks = _check_rows(raw)
     m = _by_backend(report.get("metrics"))
     names = list(dict.fromkeys([*m.get("tensorflow", {}), *m.get("torch", {})]))
+    shown = [n for n in METRICS_SHOWN if n in names]
+    names = shown or names
     metrics = tuple((n, _num(m["tensorflow"].get(n)), _num(m["torch"].get(n))) for n in names)
     r = _by_backend(report.get("runtimes"))
     stages = list(dict.fromkeys([*r.get("tensorflow", {}), *r.get("torch", {})]))
     runtimes = tuple((s, _num(r["tensorflow"].get(s)), _num(r["torch"].get(s))) for s in stages)
     (ta, tp), (pa, pp) = _recon(run_dir, report, "tensorflow"), _recon(run_dir, report, "torch")
+    flags = [c.get("passed") for c in raw]
     passed = report.get("passed") if isinstance(report.get("passed"), bool) else (
-        all(c[4] for c in checks) if checks and all(c[4] is not None for c in checks) else None)
+        all(flags) if flags and all(isinstance(f, bool) for f in flags) else None)
     return ParityView(str(run_dir), "", passed, tuple(checks), metrics, runtimes, (tp, pp), (ta, pa))
 
 

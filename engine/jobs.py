@@ -107,7 +107,10 @@ class Job:
                 except Exception as err:  # noqa: BLE001 - saving partial results must not mask the cancel
                     self.warning(f"saving partial results failed: {type(err).__name__}: {err}")
         self._close_stage()
-        if status == "failed" and exc is not None:
+        if status == "failed" and (isinstance(exc, SystemExit) or hasattr(exc, "exit_code")):
+            # a deliberate exit code (e.g. parity out of tolerance, 3): the command has said why; no traceback
+            self.events.emit("error", kind="Exit", message=f"exit code {code}", traceback=None)
+        elif status == "failed" and exc is not None:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             kind = "InputError" if isinstance(exc, InputError) else type(exc).__name__
             message = exc.one_line() if isinstance(exc, InputError) else str(exc)

@@ -1,4 +1,4 @@
-"""Parity levels 1 and 2 (SPEC §8) probed in one backend per process: NPZ in, NPZ out.
+"""Parity levels 0, 1 and 2 (SPEC §8) probed in one backend per process: NPZ in, NPZ out.
 
 Both frameworks in one process would share (and fight over) threads, allocators and logging, and the console rule
 is that a process imports at most one framework — so the comparison runs each backend in its own child:
@@ -7,8 +7,10 @@ is that a process imports at most one framework — so the comparison runs each 
 
 INPUT holds cases (``write_inputs``): per case a run config (JSON), canonical weights, one batch and the physics
 constants. OUTPUT holds, per case, what the backend computed from them: the predicted object patches (level 1),
-the batch loss for each loss kind (level 1), and the canonical weights after one Adam step (level 2). Arrays are
-read with ``allow_pickle=False``; nothing in the files is executed.
+the batch loss for each loss kind (level 1), and the canonical weights after one Adam step (level 2). INPUT may
+also hold level-0 "ops" inputs (``ops_inputs``): the child then runs every op of engine.physics' oracle list
+(``OPS``) through the backend's numpy-in/out wrappers (engine/<backend>/ops.py) and writes what they return.
+Arrays are read with ``allow_pickle=False``; nothing in the files is executed.
 """
 from __future__ import annotations
 
@@ -42,8 +44,85 @@ class Outputs:
     stepped: dict[str, np.ndarray]  # canonical weights after one Adam step
 
 
-def write_inputs(path: Path, cases: dict[str, Case]) -> None:
+#: Level-0 ops (engine.physics' oracle list) → argument names in call order; every backend's ops module has them.
+OPS: dict[str, tuple[str, ...]] = {
+    "fourier_shift": ("a", "dy", "dx"),
+    "merge_group": ("patches", "offsets"),
+    "reextract_group": ("region", "offsets", "N"),
+    "forward_intensity": ("probe", "obj_patches", "photon_scale"),
+    "poisson_deviance": ("pred_counts", "counts"),
+    "amplitude_mae": ("pred_counts", "counts"),
+}
+OPS_MODULES = {"tensorflow": "engine.tf.ops", "torch": "engine.torch.ops"}
+
+
+def _crandn(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return ((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)).astype(np.complex64)
+
+
+def ops_inputs(seed: int = 0, N: int = 64) -> dict[str, dict[str, np.ndarray]]:
+    """Fixed, seeded level-0 inputs in single precision (what the training graph sees), values of order 1 so
+    that an absolute tolerance means the same thing for every op: a batch of gridsize-2 groups (C = 4) with
+    sub-pixel offsets up to N/4, a probe scaled to an O(1) far field, and Poisson counts that include zeros."""
+    from engine import physics
+
+    rng = np.random.default_rng(seed)
+    patches = _crandn(rng, (2, 4, N, N))
+    offsets = rng.uniform(-N / 4, N / 4, (2, 4, 2)).astype(np.float32)
+    lam = rng.uniform(0.0, 4.0, (2, 4, 16, 16)).astype(np.float32)
+    return {
+        "fourier_shift": {"a": _crandn(rng, (2, 3, 32, 48)), "dy": rng.uniform(-8, 8, (2, 3)),
+                          "dx": rng.uniform(-8, 8, (2, 3))},
+        "merge_group": {"patches": patches, "offsets": offsets},
+        "reextract_group": {"region": physics.merge_group(patches, offsets)[0], "offsets": offsets,
+                            "N": np.array(N)},
+        "forward_intensity": {"probe": (_crandn(rng, (N, N)) / N).astype(np.complex64),
+                              "obj_patches": _crandn(rng, (2, 4, N, N)), "photon_scale": np.array(1.7)},
+        "poisson_deviance": {"pred_counts": lam, "counts": rng.poisson(lam).astype(np.float32)},
+        "amplitude_mae": {"pred_counts": lam, "counts": rng.poisson(lam[::-1]).astype(np.float32)},
+    }
+
+
+def call_op(module, op: str, args: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """``module.<op>(*args)`` (module: engine.physics or a backend's ops); outputs as a tuple of arrays."""
+    values = [args[k].item() if args[k].ndim == 0 else args[k] for k in OPS[op]]
+    out = getattr(module, op)(*values)
+    return tuple(np.asarray(o) for o in (out if isinstance(out, tuple) else (out,)))
+
+
+def _ops_arrays(prefix: str, table: dict[str, dict[str, np.ndarray]] | dict[str, tuple[np.ndarray, ...]]) -> dict:
+    arrays = {f"{prefix}": np.array(json.dumps(sorted(table)))}
+    for op, values in table.items():
+        items = values.items() if isinstance(values, dict) else enumerate(values)
+        for key, v in items:
+            arrays[f"{prefix}/{op}/{key}"] = np.asarray(v)
+    return arrays
+
+
+def _read_ops(path: Path, prefix: str) -> dict[str, dict[str, np.ndarray]]:
+    with np.load(path, allow_pickle=False) as z:
+        if prefix not in z.files:
+            return {}
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for op in json.loads(str(z[prefix])):
+            head = f"{prefix}/{op}/"
+            out[op] = {k[len(head):]: z[k] for k in z.files if k.startswith(head)}
+        return out
+
+
+def read_ops_inputs(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    return _read_ops(path, "ops")
+
+
+def read_ops_outputs(path: Path) -> dict[str, tuple[np.ndarray, ...]]:
+    """op → its outputs in order (merge_group: region, coverage)."""
+    return {op: tuple(v[str(i)] for i in range(len(v))) for op, v in _read_ops(path, "ops_out").items()}
+
+
+def write_inputs(path: Path, cases: dict[str, Case], ops: dict[str, dict[str, np.ndarray]] | None = None) -> None:
     arrays: dict[str, np.ndarray] = {"cases": np.array(json.dumps(sorted(cases)))}
+    if ops:
+        arrays.update(_ops_arrays("ops", ops))
     for name, c in cases.items():
         arrays[f"{name}/cfg"] = np.array(json.dumps(to_dict(c.cfg)))
         arrays[f"{name}/probe"] = np.asarray(c.consts.probe, np.complex64)
@@ -78,8 +157,11 @@ def probe(backend, case: Case) -> Outputs:
     return Outputs(np.asarray(objects, np.complex64), losses, {k: np.asarray(v, np.float32) for k, v in stepped.items()})
 
 
-def write_outputs(path: Path, outputs: dict[str, Outputs]) -> None:
+def write_outputs(path: Path, outputs: dict[str, Outputs], ops_out: dict[str, tuple[np.ndarray, ...]] | None = None
+                  ) -> None:
     arrays: dict[str, np.ndarray] = {"cases": np.array(json.dumps(sorted(outputs)))}
+    if ops_out:
+        arrays.update(_ops_arrays("ops_out", ops_out))
     for name, o in outputs.items():
         arrays[f"{name}/objects"] = o.objects
         arrays[f"{name}/losses"] = np.array(json.dumps(o.losses))
@@ -123,7 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     backend = load_backend(args[0])
     cases = read_inputs(Path(args[1]))
-    write_outputs(Path(args[2]), {name: probe(backend, case) for name, case in cases.items()})
+    ops_in = read_ops_inputs(Path(args[1]))
+    ops_out = None
+    if ops_in:
+        import importlib
+
+        from engine.backends import canonical_name
+
+        module = importlib.import_module(OPS_MODULES[canonical_name(args[0])])
+        ops_out = {op: call_op(module, op, a) for op, a in ops_in.items()}
+    write_outputs(Path(args[2]), {name: probe(backend, case) for name, case in cases.items()}, ops_out)
     return 0
 
 

@@ -55,21 +55,35 @@ def make_run(root: Path, run_id: str, *, kind="train", status="ok", backend="ten
     return d
 
 
+def _check(name, level, subject, value, tol, passed=True, backend="", detail=""):
+    return {"name": name, "level": level, "subject": subject, "backend": backend, "value": value, "tolerance": tol,
+            "passed": passed, "detail": detail}
+
+
 def make_parity_run(root: Path, run_id: str = "20260101-120000-beef-parity", fail=False) -> Path:
+    """A parity run in the layout engine/parity_report.py writes (format 1)."""
     d = make_run(root, run_id, kind="parity", backend="both", minutes_ago=3, duration=140.0, recon=False)
-    write_recon(d / "tensorflow" / "recon.npz", _recon(0))
-    write_recon(d / "torch" / "recon.npz", _recon(1) if fail else _recon(0) * np.exp(0.01j))
-    checks = [
-        {"name": "forward model", "level": 0, "value": 3.1e-7, "tolerance": 1e-5, "passed": True},
-        {"name": "network output", "level": 1, "value": 2.2e-5, "tolerance": 1e-4, "passed": True},
-        {"name": "one Adam step", "level": 2, "value": 4.0e-5, "tolerance": 1e-4, "passed": True},
-        {"name": "phase SSIM", "level": 3, "value": 0.08 if fail else 0.004, "tolerance": 0.02, "passed": not fail},
-    ]
-    report = {"checks": checks, "passed": not fail,
-              "metrics": {"tensorflow": {"phase_ssim": 0.81, "amplitude_mae": 0.042, "frc50": 17.0},
-                          "torch": {"phase_ssim": 0.73 if fail else 0.806, "amplitude_mae": 0.044, "frc50": 16.0}},
-              "runtimes": {"tensorflow": {"training": 61.2, "inference": 2.1, "stitching": 0.05},
-                           "torch": {"training": 58.7, "inference": 2.4, "stitching": 0.05}}}
+    write_recon(d / "runs" / "20260101-120030-0001-infer" / "recon.npz", _recon(0))
+    write_recon(d / "runs" / "20260101-120100-0002-infer" / "recon.npz", _recon(1) if fail else _recon(0) * np.exp(0.01j))
+    checks = [_check(f"{op} ({b} vs numpy oracle)", 0, op, 3.1e-7 if op != "merge_group" else 1.3e-6, 1e-5, backend=b)
+              for b in ("tensorflow", "torch") for op in ("fourier_shift", "merge_group", "forward_intensity")]
+    checks += [_check("network output, gridsize 1", 1, "predicted object patches", 7.8e-8, 1e-4),
+               _check("parameters after one Adam step, gridsize 1", 2, "parameters", 9.4e-7, 1e-4),
+               _check("phase_ssim agreement", 3, "phase_ssim", 0.08 if fail else 0.004, 0.02, passed=not fail),
+               _check("amplitude_ssim agreement", 3, "amplitude_ssim", 0.003, 0.02),
+               _check("tensorflow bundle inferred by torch", "cross", "tensorflow bundle", 2.2e-7, 1e-4, backend="torch"),
+               _check("torch bundle inferred by tensorflow", "cross", "torch bundle", 2.5e-7, 1e-4, backend="tensorflow")]
+    report = {"format": 1, "checks": checks, "passed": not fail, "levels": [0, 1, 2, 3],
+              "data": "fixtures/train.npz", "test": "fixtures/test.npz",
+              "failures": ["level 3: phase_ssim agreement: 0.08 > 0.02"] if fail else [],
+              "metrics": {"tensorflow": {"phase_ssim": 0.81, "amplitude_ssim": 0.62, "phase_psnr": 21.3,
+                                         "amplitude_psnr": 19.8, "final_train_loss": 1.92e4},
+                          "torch": {"phase_ssim": 0.73 if fail else 0.806, "amplitude_ssim": 0.617, "phase_psnr": 21.1,
+                                    "amplitude_psnr": 19.9, "final_train_loss": 1.93e4}},
+              "runtimes": {"tensorflow": {"train per epoch (s)": 3.5, "infer (patterns/s)": 48.0, "stitch (s)": 0.05},
+                           "torch": {"train per epoch (s)": 2.6, "infer (patterns/s)": 61.0, "stitch (s)": 0.05}},
+              "reconstructions": {"tensorflow": "runs/20260101-120030-0001-infer/recon.npz",
+                                  "torch": "runs/20260101-120100-0002-infer/recon.npz"}}
     (d / "parity.json").write_text(json.dumps(report))
     return d
 

@@ -1,4 +1,4 @@
 """Subcommand modules; each exposes ``register(app)``. Keep module-level imports light (typer, stdlib)."""
-from console.commands import console_cmd, evaluate, simulate, validate, runs, selftest, train, infer
+from console.commands import console_cmd, evaluate, simulate, validate, runs, selftest, train, infer, parity
 
-COMMAND_MODULES = [console_cmd, evaluate, validate, simulate, runs, selftest, train, infer]
+COMMAND_MODULES = [console_cmd, evaluate, validate, simulate, runs, selftest, train, infer, parity]
