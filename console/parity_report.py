@@ -44,6 +44,11 @@ def _ratio(c: dict) -> float:
     return v / t if t else (0.0 if v == 0 else float("inf"))
 
 
+def _short(text: str, width: int = 24) -> str:
+    """Half the screen holds the checks table: keep its name column narrow enough for the numbers to show."""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def _check_rows(raw: list[dict]) -> tuple[tuple[str, str, str, str, bool | None], ...]:
     """Failing checks one by one (name + backend); per level one summary row of the passing ones."""
     rows = []
@@ -53,13 +58,13 @@ def _check_rows(raw: list[dict]) -> tuple[tuple[str, str, str, str, bool | None]
         for c in group:
             if c.get("passed") is not True:
                 who = c.get("backend") or ""
-                name = str(c.get("name", "?")) + (f" [{who}]" if who and who not in str(c.get("name", "")) else "")
-                rows.append((level, name, _fmt(c.get("value")), _fmt(c.get("tolerance")),
+                rows.append((level, _short(str(c.get("subject") or c.get("name", "?")) + (f" [{who}]" if who else "")),
+                             _fmt(c.get("value")), _fmt(c.get("tolerance")),
                              c.get("passed") if isinstance(c.get("passed"), bool) else None))
         if ok:
             worst = max(ok, key=_ratio)
-            what = f"all {len(ok)} checks" if len(ok) == len(group) else f"{len(ok)} other checks"
-            rows.append((level, f"{what} pass; worst: {worst.get('subject') or worst.get('name')}",
+            what = f"{len(ok)} ok"
+            rows.append((level, _short(f"{what}; worst {worst.get('subject') or worst.get('name')}"),
                          _fmt(worst.get("value")), _fmt(worst.get("tolerance")), True))
     return tuple(rows)
 
