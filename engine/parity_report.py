@@ -159,7 +159,8 @@ def difference_images(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def write_images(directory: Path, objects: dict[str, np.ndarray]) -> dict[str, str]:
-    """``parity_amplitude.png`` and ``parity_phase.png``: TensorFlow, PyTorch, difference side by side."""
+    """``parity_amplitude.png`` and ``parity_phase.png``: TensorFlow, PyTorch, difference side by side (display
+    ranges: the 1st–99th percentile of both objects' covered pixels, shared, so the two are directly comparable)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -167,6 +168,7 @@ def write_images(directory: Path, objects: dict[str, np.ndarray]) -> dict[str, s
 
     a, b = objects["tensorflow"], objects["torch"]
     covered, damp, dphi = difference_images(a, b)
+    offset = np.angle(np.sum((a * np.conj(b))[covered])) if covered.any() else 0.0
     out = {}
     for part in ("amplitude", "phase"):
         fig = Figure(figsize=(13, 4.2), dpi=90, layout="constrained")
@@ -176,13 +178,17 @@ def write_images(directory: Path, objects: dict[str, np.ndarray]) -> dict[str, s
             lo, hi = np.percentile(vals, [1, 99])
             imgs = [(np.abs(a), "viridis", lo, hi), (np.abs(b), "viridis", lo, hi)]
             diff = damp
-        else:
-            imgs = [(np.where(covered, np.angle(a), 0), "twilight", -np.pi, np.pi),
-                    (np.where(covered, np.angle(b), 0), "twilight", -np.pi, np.pi)]
+        else:  # on the objects' own range: a weak phase on [-π, π] would look flat
+            pb = np.angle(b * np.exp(1j * offset))  # PyTorch's phase with the global offset matched to TF's
+            vals = np.concatenate([np.angle(a)[covered], pb[covered]]) if covered.any() else np.zeros(1)
+            lo, hi = np.percentile(vals, [1, 99])
+            imgs = [(np.where(covered, np.angle(a), np.nan), "cividis", lo, hi),
+                    (np.where(covered, pb, np.nan), "cividis", lo, hi)]
             diff = dphi
         lim = float(np.abs(diff).max()) or 1e-12
         imgs.append((diff, "RdBu_r", -lim, lim))
-        titles = [f"{LABELS['tensorflow']} {part}", f"{LABELS['torch']} {part}",
+        titles = [f"{LABELS['tensorflow']} {part}",
+                  f"{LABELS['torch']} {part}" + (f" (offset {offset:+.2f} rad matched)" if part == "phase" else ""),
                   f"difference (max |Δ| {lim:.2g}{' rad' if part == 'phase' else ''})"]
         for ax, (img, cmap, vmin, vmax), title in zip(axes, imgs, titles):
             im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
