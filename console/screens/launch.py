@@ -11,6 +11,8 @@ from textual.screen import Screen
 from textual.validation import Function, Integer, Number, ValidationResult, Validator
 from textual.widgets import Button, Footer, Header, Input, Label, RadioButton, RadioSet, Static
 
+from console.commands.train import DEFAULT_EPOCHS
+
 BACKENDS = (("tensorflow", "TensorFlow"), ("torch", "PyTorch"), ("both", "Both (parity run)"))
 
 
@@ -29,8 +31,8 @@ class NpzPath(Validator):
 
 # (id, option, label, default, validator)
 FIELDS = (
-    ("epochs", "--epochs", "epochs", "10", Integer(1, 100000, failure_description="expected an integer ≥ 1")),
-    ("gridsize", "--gridsize", "gridsize", "1", Integer(1, 4, failure_description="expected an integer 1–4")),
+    ("epochs", "--epochs", "epochs", str(DEFAULT_EPOCHS), Integer(1, 100000, failure_description="expected an integer ≥ 1")),
+    ("gridsize", "--gridsize", "gridsize", "1", Integer(1, 3, failure_description="expected an integer 1–3")),
     ("n-groups", "--n-groups", "groups (empty: all)", "", Integer(1, failure_description="expected an integer ≥ 1")),
     ("batch-size", "--batch-size", "batch size", "16", Integer(1, 4096, failure_description="expected an integer 1–4096")),
     ("filters-scale", "--filters-scale", "filters scale", "1", Integer(1, 8, failure_description="expected an integer 1–8")),
