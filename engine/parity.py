@@ -42,18 +42,22 @@ STEP_MIN_MOVE = 0.5 * STEP_LR
 #: network on the same input is level 1; stitching is shared numpy code, so nothing is added on top (SPEC §8).
 CROSS_REL_TOL = NETWORK_REL_TOL
 
-# Level 3: two trainings of a few epochs from the same weights, seed, groups and batch order. They are not
-# bit-identical — each step's float32 round-off (~1e-6 relative, level 2) is amplified by the following steps —
-# so their reconstructions are close, not equal. Measured on the fixtures (docs/parity.md, "Level 3"), and set
-# at about 3× the largest difference seen, so run-to-run variation passes and a real divergence does not.
-#: |Δ phase SSIM| (phase mapped to [0, 1], after offset/ramp removal): measured ≤ 0.0XX.
-PHASE_SSIM_TOL = 0.05
-#: |Δ amplitude SSIM| (after the least-squares amplitude scale): measured ≤ 0.0XX.
-AMPLITUDE_SSIM_TOL = 0.05
-#: |Δ PSNR| in dB (peak 1), phase and amplitude: measured ≤ X dB.
-PSNR_TOL_DB = 1.0
-#: |ΔL| / |L| of the final epoch's mean training loss: measured ≤ X.
+# Level 3: two trainings of a few epochs from the same weights, seed, groups and batch order are not bit-identical:
+# each step's float32 round-off (~1e-6, level 2) is amplified by Adam's normalised steps, and a few epochs in the two
+# networks are different samples. How far apart round-off ALONE puts them was measured on the fixtures (5 epochs,
+# docs/parity.md "Level 3"): the same backend with its initial weights perturbed by 1e-7 relative moved phase SSIM
+# by up to 0.109, amplitude SSIM by 0.059, PSNR by 9.5 dB (phase) and 13.5 dB (amplitude), the final training loss
+# by 0.77 %; TensorFlow vs PyTorch differed by at most 0.030, 0.0074, 2.8 dB, 5.6 dB and 2.1 %.
+#: |Δ phase SSIM| (phase mapped to [0, 1], after offset/ramp removal): ~1.4× the largest round-off-only change (0.109).
+PHASE_SSIM_TOL = 0.15
+#: |Δ amplitude SSIM| (after the least-squares amplitude scale): ~1.7× the largest round-off-only change (0.059).
+AMPLITUDE_SSIM_TOL = 0.10
+#: |ΔL| / |L| of the final epoch's mean training loss: 2.4× the largest difference measured (2.1 %, cross-backend;
+#: round-off alone 0.77 %). The steadiest level-3 number: a backend that trains differently (loss reduction,
+#: learning rate, batch order) or not at all (the untrained loss is 3× higher) is far outside it.
 TRAIN_LOSS_REL_TOL = 0.05
+# PSNR is reported side by side but not gated: round-off alone moved it by up to 13.5 dB at 5 epochs, so a gate
+# that passes honest runs would pass anything.
 
 
 @dataclass(frozen=True)
@@ -168,8 +172,6 @@ def level2_checks(case: str, w0: dict[str, np.ndarray], tf_w: dict[str, np.ndarr
 LEVEL3_METRICS = (
     ("phase_ssim", PHASE_SSIM_TOL, "abs"),
     ("amplitude_ssim", AMPLITUDE_SSIM_TOL, "abs"),
-    ("phase_psnr", PSNR_TOL_DB, "abs"),
-    ("amplitude_psnr", PSNR_TOL_DB, "abs"),
     ("final_train_loss", TRAIN_LOSS_REL_TOL, "rel"),
 )
 

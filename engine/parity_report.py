@@ -67,11 +67,11 @@ def build(opts, checks: list[Check], level3: dict | None, images: dict[str, str]
     }
 
 
-def _safe(obj):
+def json_safe(obj):
     if isinstance(obj, dict):
-        return {k: _safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (float, np.floating)):
         v = float(obj)
         return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
@@ -80,7 +80,7 @@ def _safe(obj):
 
 def write_json(path: Path, report: dict) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_safe(report), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(json_safe(report), indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
 

@@ -83,13 +83,13 @@ def test_level0_checks_name_the_wrong_op_and_backend():
 
 
 def test_level3_and_cross_checks_compare_against_tolerances():
-    m = {"tensorflow": {"phase_ssim": 0.80, "amplitude_ssim": 0.70, "phase_psnr": 20.0, "amplitude_psnr": 18.0,
-                        "final_train_loss": 100.0},
-         "torch": {"phase_ssim": 0.80 - 2 * parity.PHASE_SSIM_TOL, "amplitude_ssim": 0.70, "phase_psnr": 20.0,
-                   "amplitude_psnr": None, "final_train_loss": 100.0}}
+    m = {"tensorflow": {"phase_ssim": 0.80, "amplitude_ssim": 0.70, "final_train_loss": 100.0},
+         "torch": {"phase_ssim": 0.80 - 2 * parity.PHASE_SSIM_TOL, "amplitude_ssim": None,
+                   "final_train_loss": 100.0 * (1 + parity.TRAIN_LOSS_REL_TOL / 2)}}
     result = {c.subject: c.passed for c in parity.level3_checks(m)}
-    assert result == {"phase_ssim": False, "amplitude_ssim": True, "phase_psnr": True, "amplitude_psnr": False,
-                      "final_train_loss": True}
+    assert result == {"phase_ssim": False, "amplitude_ssim": False, "final_train_loss": True}
+    m["torch"]["final_train_loss"] = 100.0 * (1 + 2 * parity.TRAIN_LOSS_REL_TOL)
+    assert not {c.subject: c.passed for c in parity.level3_checks(m)}["final_train_loss"]
     rng = np.random.default_rng(0)
     obj = (rng.standard_normal((8, 8)) + 1j).astype(np.complex64)
     objects = {("tensorflow", "tensorflow"): obj, ("tensorflow", "torch"): obj * (1 + 1e-6),
@@ -160,8 +160,13 @@ def test_full_fixture_parity_passes_with_a_readable_report(tmp_path):
     assert {c["level"] for c in rep["checks"]} == {0, 1, 2, 3, "cross"}
     assert all(c["passed"] for c in rep["checks"])
     assert len([c for c in rep["checks"] if c["level"] == "cross"]) == 2
+    from engine.bundle import load_bundle
+
     for b in parity.BACKENDS:
-        assert rep["metrics"][b]["phase_ssim"] > LEVEL3_MIN_PHASE_SSIM  # trained, not a flat phase
+        history = load_bundle(run / rep["runs"][f"train {b}"] / "bundle").history
+        assert len(history) == rep["options"]["epochs"]
+        assert history[-1]["train_loss"] < MAX_LOSS_RATIO * history[0]["train_loss"]  # it trained
+        assert rep["metrics"][b]["phase_ssim"] > MIN_PHASE_SSIM  # a sane reconstruction
         assert rep["runtimes"][b]["train per epoch (s)"] > 0
         assert (run / rep["reconstructions"][b]).is_file()
     md = (run / "parity.md").read_text()
@@ -172,5 +177,9 @@ def test_full_fixture_parity_passes_with_a_readable_report(tmp_path):
         assert (run / name).stat().st_size > 10_000
 
 
-#: Quality gate for the level-3 reconstructions at the default epochs (measured in docs/parity.md).
-LEVEL3_MIN_PHASE_SSIM = 0.4
+#: Quality gates of each level-3 training (5 epochs, seed 0). The final epoch's mean training loss is about a third
+#: of the first epoch's (measured 0.33 in both backends). Phase SSIM on the held-out fixture is chaotic at 5 epochs
+#: (docs/parity.md: round-off alone moved it from 0.476 to 0.367), so its gate only asks for a reconstruction
+#: clearly better than noise, below every measured value.
+MAX_LOSS_RATIO = 0.5
+MIN_PHASE_SSIM = 0.3

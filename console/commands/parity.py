@@ -144,19 +144,19 @@ def register(app: typer.Typer) -> None:
             for line in report["failures"]:
                 job.log(f"out of tolerance: {line}", level="error")
             if as_json:
-                print(json.dumps(parity_report._safe(report), indent=2))
+                print(json.dumps(parity_report.json_safe(report), indent=2))
             else:
                 from rich.console import Console
 
-                out = Console(file=sys.stdout, width=max(120, Console().width), soft_wrap=False)
+                out = Console(file=sys.stderr if events == "-" else sys.stdout, width=max(120, Console().width),
+                              soft_wrap=False)  # stdout belongs to the event stream with --events -
                 out.print(verdict_table(report))
                 for line in report["failures"]:
                     out.print(f"[bold red]FAIL[/] {line}", highlight=False)
-                verdict = "[bold green]PASS[/]: the backends agree on all" if passed else \
-                    "[bold red]FAIL[/]: out of tolerance on"
-                out.print(f"{verdict} {len(checks) - len(report['failures']) if not passed else len(checks)} "
-                          f"{'of ' + str(len(checks)) + ' ' if not passed else ''}checks. Report: "
-                          f"{job.dir / 'parity.md'}", highlight=False)
+                n, bad = len(checks), len(report["failures"])
+                verdict = (f"[bold green]PASS[/]: the backends agree on all {n} checks" if passed else
+                           f"[bold red]FAIL[/]: {bad} of {n} checks out of tolerance (exit 3)")
+                out.print(f"{verdict}. Report: {job.dir / 'parity.md'}", highlight=False)
             if not passed:
                 raise typer.Exit(EXIT_PARITY)
         raise typer.Exit(job.exit_code)
