@@ -86,8 +86,8 @@ def extract_patches(obj: np.ndarray, positions: np.ndarray, N: int, chunk: int =
             idx = frac[s:s + chunk]
             ys = origin[idx, 1][:, None] + grid  # (b, N) object rows sampled
             xs = origin[idx, 0][:, None] + grid
-            ey = np.exp(2j * np.pi * ys[:, :, None] * ky[None, None, :])  # (b, N, H)
-            ex = np.exp(2j * np.pi * xs[:, :, None] * kx[None, None, :])  # (b, N, W)
+            ey = ramp_1d(ky, -ys)  # (b, N, H): exp(+2πi·k·y), real Nyquist bin like every shift
+            ex = ramp_1d(kx, -xs)  # (b, N, W)
             out[idx] = (ey @ spec @ ex.transpose(0, 2, 1)).astype(np.complex64)
     return out
 
