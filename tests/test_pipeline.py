@@ -220,9 +220,13 @@ def test_stitch_grid_without_truth_covers_every_patch() -> None:
 INSTALLED = [b for b, mod in (("tensorflow", "tensorflow"), ("torch", "lightning")) if importlib.util.find_spec(mod)]
 
 
-#: Epochs for the slow tests (CLI defaults otherwise). Two epochs are not enough: an untrained network's nearly flat
-#: phase already scores phase SSIM ≈ 0.38 on the held-out fixture, and after 2 epochs one backend scored 0.29.
-EPOCHS = 6
+#: The slow tests train with the CLI's default epochs (what a user gets). Measured on the held-out fixture (phase
+#: SSIM after ambiguity removal): untrained 0.38–0.44 (a nearly flat phase already scores that), 6 epochs 0.36–0.48
+#: (not reliably better), 20 epochs (default) ≈ 0.56 with FRC50 ≈ 9 px; the untrained net crosses no FRC threshold.
+PHASE_SSIM_FLOOR = 0.50
+PHASE_SSIM_MARGIN = 0.08  # over the untrained network, same seed and initial weights
+PHASE_FRC50_MAX_PX = 14.0  # the trained model resolves structure; untrained: threshold not crossed
+AMPLITUDE_SSIM_FLOOR = 0.20  # measured 0.26–0.30: amplitude is the weak part at this budget (docs/performance.md)
 
 
 def _cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -230,27 +234,37 @@ def _cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+def _metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
 def _phase_ssim(run: Path) -> float:
-    return json.loads((run / "metrics.json").read_text())["phase"]["ssim"]
+    return _metrics(run)["phase"]["ssim"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", INSTALLED)
 def test_train_save_load_infer_beats_untrained(backend: str, tmp_path: Path) -> None:
-    """Train briefly on the fixture, infer the held-out scan with both backends; the trained model must beat the
-    untrained one (same seed, same initial weights) on phase SSIM, and both backends must agree on the bundle."""
+    """Train with the defaults on the fixture, infer the held-out scan (in this backend, then in the other from the
+    same bundle); quality floors from measurement, clearly better than the untrained network (same seed, same
+    initial weights), and both backends agree on the bundle."""
+    from console.commands.train import DEFAULT_EPOCHS
+
     runs = tmp_path / "runs"
-    proc = _cli("train", str(TRAIN), "--backend", backend, "--epochs", str(EPOCHS), "--runs", str(runs),
-                "--test", str(TEST), "--no-progress")
+    proc = _cli("train", str(TRAIN), "--backend", backend, "--runs", str(runs), "--test", str(TEST), "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = _one_run(runs)
-    trained = _phase_ssim(run)
+    metrics = _metrics(run)
+    trained = metrics["phase"]["ssim"]
+    assert trained >= PHASE_SSIM_FLOOR, metrics["phase"]
+    assert metrics["phase"]["frc50_px"] is not None and metrics["phase"]["frc50_px"] <= PHASE_FRC50_MAX_PX, metrics["phase"]
+    assert metrics["amplitude"]["ssim"] >= AMPLITUDE_SSIM_FLOOR, metrics["amplitude"]
 
     from engine.bundle import load_bundle, write_bundle
     from engine.weights import init_weights
 
     b = load_bundle(run / "bundle")
-    assert b.backend == backend and len(b.history) == EPOCHS
+    assert b.backend == backend and len(b.history) == DEFAULT_EPOCHS
     write_bundle(tmp_path / "untrained", weights=init_weights(b.run_config.model, b.run_config.training.seed),
                  run_config=b.run_config, scales=b.scales, probe=b.probe, history=[],
                  dataset_fingerprint=b.manifest["dataset_fingerprint"], backend=backend)
@@ -262,7 +276,7 @@ def test_train_save_load_infer_beats_untrained(backend: str, tmp_path: Path) -> 
                     "--no-progress")
         assert proc.returncode == 0, proc.stderr[-3000:]
         ssim[name] = _phase_ssim(_one_run(tmp_path / name))
-    assert trained > ssim["untrained"] + 0.03, (trained, ssim)
+    assert trained > ssim["untrained"] + PHASE_SSIM_MARGIN, (trained, ssim)
     assert ssim["cross"] == pytest.approx(trained, abs=0.02)  # the other backend reads the same bundle
 
 
