@@ -61,6 +61,10 @@ def make_groups(positions: np.ndarray, gridsize: int, N: int, n_groups: int | No
             picks = np.stack([rng.choice(np.arange(1, k), size=C - 1, replace=False) for _ in seeds])
             idx = np.concatenate([nn[:, :1], np.take_along_axis(nn, picks, axis=1)], axis=1)
     centres = pos[idx].mean(axis=1)
+    if C > 1:  # members in a fixed angular order around the centre, so each channel means the same relative place
+        rel = pos[idx] - centres[:, None, :]
+        order = np.argsort(np.arctan2(rel[..., 1], rel[..., 0]), axis=1, kind="stable")
+        idx = np.take_along_axis(idx, order, axis=1)
     offsets = pos[idx] - centres[:, None, :]
     keep = np.abs(offsets).max(axis=(1, 2)) <= merge_pad(N)
     return Groups(idx[keep].astype(np.int64), offsets[keep].astype(np.float32), centres[keep])

@@ -20,8 +20,8 @@ def test_groups_are_the_nearest_neighbours():
     pos = grid()
     g = make_groups(pos, 2, 64)
     assert g.indices.shape[1] == 4
-    for row in g.indices[:20]:
-        seed = row[0]
+    for seed, row in enumerate(g.indices[:20]):  # n_groups None: group i is seeded by pattern i
+        assert seed in row
         d = np.hypot(*(pos - pos[seed]).T)
         kth = np.sort(d)[3]
         assert np.all(d[row] <= kth + 1e-9)
@@ -61,3 +61,10 @@ def test_split_and_epoch_order():
 def test_gridsize_too_large_for_data():
     with pytest.raises(ValueError):
         make_groups(np.zeros((3, 2)), 2, 64)
+
+
+def test_members_are_in_a_fixed_angular_order():
+    """Channel c always means the same relative place in the group (angle of its offset increases with c)."""
+    g = make_groups(grid(), 2, 64)
+    ang = np.arctan2(g.offsets[..., 1], g.offsets[..., 0])
+    assert np.all(np.diff(ang, axis=1) >= 0)
