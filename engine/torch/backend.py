@@ -199,7 +199,10 @@ def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
     """
     if device == "cpu":
         torch.set_num_threads(cpu_threads())
-    module = _module(cfg, weights, consts).to(device).eval()
+    # Channels-last lets oneDNN pick its blocked conv kernels: ~2× inference on 2 CPU cores (docs/performance.md).
+    # Training stays contiguous: the changed summation order flips round-off-sized gradients, which level-2
+    # parity (one Adam step, a normalised step per parameter) would rightly report.
+    module = _module(cfg, weights, consts).to(device).eval().to(memory_format=torch.channels_last)
     M = len(x)
     if offsets is None:
         offsets = np.zeros((M, cfg.channels, 2), np.float32)
@@ -207,6 +210,7 @@ def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
     with torch.inference_mode():
         for s in range(0, M, batch_size):
             xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size], np.float32)).to(device)
+            xb = xb.contiguous(memory_format=torch.channels_last)
             ob = torch.from_numpy(np.ascontiguousarray(offsets[s:s + batch_size], np.float32)).to(device)
             out[s:s + batch_size] = module(xb, ob).cpu().numpy()
             if progress is not None:
