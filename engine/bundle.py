@@ -13,13 +13,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from engine.atomic import atomic_path, write_bytes
 from engine import config as _config
 from engine.errors import InputError
 from engine.scaling import Scales
@@ -63,14 +63,7 @@ def _sha256(data: bytes) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, data)
 
 
 def _json_safe(obj):
@@ -128,17 +121,9 @@ def zip_bundle(directory: str | os.PathLike, out_zip: str | os.PathLike) -> Path
     """Pack a verified bundle directory into a flat zip (members at the root), written atomically."""
     load_bundle(directory)  # never zip something that would be refused later
     out = Path(out_zip)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name in ALLOWED:
-                zf.write(Path(directory) / name, arcname=name)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in ALLOWED:
+            zf.write(Path(directory) / name, arcname=name)
     return out
 
 

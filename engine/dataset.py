@@ -6,8 +6,6 @@ CLI prints one line and exits 2. Arrays are read with ``allow_pickle=False``: a 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
+from engine.atomic import atomic_path
 from engine import dataset_checks as chk
 from engine.errors import InputError
 
@@ -183,17 +182,8 @@ def save_dataset(path, ds: Dataset) -> None:
     """Validate, then write atomically (temp file in the same directory + os.replace): never a half-written file."""
     path = Path(path)
     checked = from_arrays(ds.arrays(), str(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _write_npz(fh, checked.arrays())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        _write_npz(fh, checked.arrays())
 
 
 def fingerprint(ds: Dataset) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.parity import BACKENDS, Check
+from engine.parity import Check
 
 FORMAT = 1
 LABELS = {"tensorflow": "TensorFlow", "torch": "PyTorch"}

@@ -11,13 +11,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 from skimage.draw import line_aa
 
+from engine.atomic import write_text
 from engine import physics
 from engine.config import SimulationConfig
 from engine.errors import ConfigError
@@ -331,18 +331,8 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same directory, then rename: readers never see a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers never see a half-written sidecar (engine.atomic)."""
+    write_text(path, text)
 
 
 def write_simulation(path: str | os.PathLike, cfg: SimulationConfig) -> dict:
