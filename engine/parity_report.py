@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.jsonsafe import json_safe  # noqa: F401  (the parity command uses parity_report.json_safe)
 from engine.parity import Check
 
 FORMAT = 1
@@ -65,17 +66,6 @@ def build(opts, checks: list[Check], level3: dict | None, images: dict[str, str]
         "runs": (level3 or {}).get("runs", {}),
         "images": images,
     }
-
-
-def json_safe(obj):
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-    return obj
 
 
 def write_json(path: Path, report: dict) -> Path:

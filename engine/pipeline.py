@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.jsonsafe import json_safe as _json_safe
 from engine import grouping
 from engine.backend_api import PhysicsConstants, TrainingData
 from engine.config import RunConfig
@@ -168,19 +169,6 @@ def resolve_resume(resume: str, runs_root: str | Path, backend: str, cfg: RunCon
 
 
 # -------------------------------------------------------------------------------------------------- jobs
-def _json_safe(obj):
-    """JSON has no inf/NaN: metrics write them as strings "inf"/"-inf"/"nan" (docs/metrics.md)."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
 
 def _predict(backend, cfg, weights, consts, x, offsets, batch_size: int, job) -> np.ndarray:
     """Patches for all groups. Per-batch progress when the backend's predict takes ``progress``; otherwise one

@@ -53,17 +53,6 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _json_safe(obj):
-    """JSON has no inf: write it as the string "inf" (documented in docs/metrics.md)."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and math.isinf(obj):
-        return "inf" if obj > 0 else "-inf"
-    return obj
-
-
 ROWS = (
     ("MAE", "mae"), ("PSNR (peak 1) dB", "psnr"), ("PSNR (R=255, papers) dB", "psnr_255"), ("SSIM", "ssim"),
     ("FRC50 ring", "frc50_ring"), ("FRC50 resolution px", "frc50_px"),
@@ -113,6 +102,8 @@ def register(app: typer.Typer) -> None:
         """Score a reconstruction against the true object (MAE, PSNR, SSIM, FRC) after ambiguity removal."""
         result = run_evaluate(recon, truth)
         if as_json:
-            typer.echo(json.dumps(_json_safe(result), indent=2))
+            from engine.jsonsafe import json_safe
+
+            typer.echo(json.dumps(json_safe(result), indent=2))
         else:
             print_table(result, f"{recon} vs {truth}")
