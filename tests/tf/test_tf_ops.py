@@ -73,7 +73,7 @@ def test_gradient_flows_through_merge_and_forward_model():
     assert abs(g[idx] - numeric) <= 2e-2 * abs(numeric)
 
 
-@pytest.mark.parametrize("gridsize,N", [(1, 64), (2, 32)])
+@pytest.mark.parametrize("gridsize,N", [(1, 64), (2, 32), (1, 128)])
 def test_layers_carry_the_canonical_names_and_shapes(gridsize, N):
     cfg = ModelConfig(N=N, n_filters_scale=1, gridsize=gridsize)
     model = build_network(cfg)

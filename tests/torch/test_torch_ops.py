@@ -52,7 +52,7 @@ def test_poisson_gradient_is_finite_where_counts_are_zero():
     assert abs(float(lam.grad[0]) - 1.0 / 3.0) < 1e-6
 
 
-@pytest.mark.parametrize("gridsize,N", [(1, 64), (2, 32)])
+@pytest.mark.parametrize("gridsize,N", [(1, 64), (2, 32), (1, 128)])
 def test_state_dict_keys_are_the_canonical_names(gridsize, N):
     cfg = ModelConfig(N=N, n_filters_scale=1, gridsize=gridsize)
     net = PtychoNet(cfg)
