@@ -8,6 +8,10 @@ weights (engine.weights) and the batch order (engine.grouping), then calls the b
     predict(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, x, offsets, batch_size) -> complex patches
     batch_loss(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, batch: Batch, loss: str) -> float
     sgd_step(cfg: RunConfig, weights: dict, consts: PhysicsConstants, batch: Batch) -> dict  (one Adam step)
+    gradients(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, batch: Batch, loss: str) -> dict
+           (∂loss/∂parameter for every canonical parameter, canonical layout; level-2 parity)
+    optimizer_steps(cfg: RunConfig, weights: dict, consts: PhysicsConstants, gradients: list[dict]) -> dict
+           (the training optimiser applied to the given gradients, one step each; level-2 parity)
     ops  — a module mirroring engine.physics for level-0 parity: fourier_shift, merge_group, reextract_group,
            forward_intensity, poisson_deviance, amplitude_mae (numpy in, numpy out)
 
@@ -66,6 +70,12 @@ def gather_batch(amplitude: np.ndarray, groups: Groups, input_scale: float) -> B
         counts=(amp.astype(np.float32) ** 2),
         offsets=groups.offsets.astype(np.float32),
     )
+
+
+#: The training optimiser of both backends: Adam with Keras' defaults and Keras' update rule (epsilon added to the
+#: uncorrected sqrt(v); engine/torch/optim.py writes it out for torch).
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-7
 
 
 class TrainHooks(Protocol):

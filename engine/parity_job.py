@@ -22,8 +22,10 @@ import numpy as np
 from engine import parity
 from engine.parity import BACKENDS, Check
 
-#: Groups in the level-1/2 batch: enough to exercise batching, small enough to keep the probe children quick.
+#: Groups in the level-1/2 batch: enough to exercise batching, small enough to keep the probe children quick —
+#: and at most PROBE_PIXELS pattern pixels in all, the reduction length that sets the level-2 gradient tolerance.
 PROBE_BATCH = 4
+PROBE_PIXELS = 4 * 64 * 64
 #: Seed of the fixed level-0 op inputs (independent of --seed: the ops are checked on the same inputs every run).
 OPS_SEED = 0
 
@@ -51,8 +53,13 @@ def oracle_outputs(ops_in: dict[str, dict[str, np.ndarray]]) -> dict[str, tuple[
     return {op: call_op(physics, op, {k: _upcast(v) for k, v in args.items()}) for op, args in ops_in.items()}
 
 
+def probe_batch(N: int) -> int:
+    """Groups in the level-1/2 batch for patterns of N²."""
+    return max(1, min(PROBE_BATCH, PROBE_PIXELS // (N * N)))
+
+
 def probe_case(ds, opts: ParityOptions):
-    """Level-1/2 case from the data: canonical initial weights, the first PROBE_BATCH groups, lr STEP_LR."""
+    """Level-1/2 case from the data: canonical initial weights, the first groups, the training learning rate."""
     from engine import grouping
     from engine.backend_api import PhysicsConstants, gather_batch
     from engine.config import ModelConfig, RunConfig, TrainingConfig
@@ -61,16 +68,16 @@ def probe_case(ds, opts: ParityOptions):
     from engine.weights import init_weights
 
     model = ModelConfig(N=ds.N, n_filters_scale=opts.filters_scale, gridsize=opts.gridsize)
-    training = TrainingConfig(learning_rate=parity.STEP_LR, seed=opts.seed,
-                              neighbours=max(4, opts.gridsize * opts.gridsize))
+    training = TrainingConfig(seed=opts.seed, neighbours=max(4, opts.gridsize * opts.gridsize))
     cfg = RunConfig(model=model, training=training)
     scales = compute_scales(ds.diffraction, ds.probe)
     groups = grouping.make_groups(ds.positions, opts.gridsize, ds.N, None, opts.seed, training.neighbours)
-    batch = gather_batch(np.asarray(ds.diffraction, np.float32), groups.take(np.arange(min(PROBE_BATCH, len(groups)))),
-                         scales.input_scale)
+    batch = gather_batch(np.asarray(ds.diffraction, np.float32),
+                         groups.take(np.arange(min(probe_batch(ds.N), len(groups)))), scales.input_scale)
     consts = PhysicsConstants(np.asarray(ds.probe, np.complex64), scales.photon_scale, scales.input_scale, ds.N,
                               model.channels)
-    return Case(cfg, init_weights(model, opts.seed), consts, batch)
+    weights = init_weights(model, opts.seed)
+    return Case(cfg, weights, consts, batch, parity.given_gradients(weights, opts.seed))
 
 
 def run_probes(job, ds, opts: ParityOptions, work: Path) -> list[Check]:
@@ -79,7 +86,7 @@ def run_probes(job, ds, opts: ParityOptions, work: Path) -> list[Check]:
 
     wanted = set(opts.levels)
     ops_in = ops_inputs(OPS_SEED) if 0 in wanted else None
-    case_name = f"gridsize {opts.gridsize}, {PROBE_BATCH} groups of {Path(opts.data).name}"
+    case_name = f"gridsize {opts.gridsize}, {probe_batch(ds.N)} groups of {Path(opts.data).name}"
     cases = {case_name: probe_case(ds, opts)} if wanted & {1, 2} else {}
     work.mkdir(parents=True, exist_ok=True)
     write_inputs(work / "probe_in.npz", cases, ops_in)
@@ -98,8 +105,9 @@ def run_probes(job, ds, opts: ParityOptions, work: Path) -> list[Check]:
         if 1 in wanted:
             checks += parity.level1_checks(name, outs["tensorflow"][name], outs["torch"][name])
         if 2 in wanted:
-            checks += parity.level2_checks(name, case.weights, outs["tensorflow"][name].stepped,
-                                           outs["torch"][name].stepped)
+            checks += parity.level2_checks(name, case.weights, case.cfg.training.learning_rate,
+                                           parity.reduction_length(case.batch), outs["tensorflow"][name],
+                                           outs["torch"][name], case.given)
     return checks
 
 

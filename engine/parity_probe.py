@@ -5,9 +5,11 @@ is that a process imports at most one framework — so the comparison runs each 
 
     python -m engine.parity_probe BACKEND INPUT.npz OUTPUT.npz
 
-INPUT holds cases (``write_inputs``): per case a run config (JSON), canonical weights, one batch and the physics
-constants. OUTPUT holds, per case, what the backend computed from them: the predicted object patches (level 1),
-the batch loss for each loss kind (level 1), and the canonical weights after one Adam step (level 2). INPUT may
+INPUT holds cases (``write_inputs``): per case a run config (JSON), canonical weights, one batch, the physics
+constants and a short sequence of given gradients. OUTPUT holds, per case, what the backend computed from them:
+the predicted object patches and the batch loss for each loss kind (level 1); the gradient of the training loss
+for every canonical parameter, the weights after one training step, and the weights after the training optimiser
+applied to the given gradients (level 2). INPUT may
 also hold level-0 "ops" inputs (``ops_inputs``): the child then runs every op of engine.physics' oracle list
 (``OPS``) through the backend's numpy-in/out wrappers (engine/<backend>/ops.py) and writes what they return.
 Arrays are read with ``allow_pickle=False``; nothing in the files is executed.
@@ -29,19 +31,22 @@ from engine.config import LOSSES, RunConfig, from_dict, to_dict
 
 @dataclass(frozen=True)
 class Case:
-    """One parity probe: the same weights and batch go to every backend."""
+    """One parity probe: the same weights, batch and given gradients go to every backend."""
 
     cfg: RunConfig
     weights: dict[str, np.ndarray]
     consts: PhysicsConstants
     batch: Batch
+    given: tuple[dict[str, np.ndarray], ...] = ()  # gradients for the optimiser-rule check (engine.parity)
 
 
 @dataclass(frozen=True)
 class Outputs:
     objects: np.ndarray  # (B, C, N, N) complex64, after merge/re-extract
     losses: dict[str, float]  # loss kind → batch loss
-    stepped: dict[str, np.ndarray]  # canonical weights after one Adam step
+    stepped: dict[str, np.ndarray]  # canonical weights after one training step (own gradient)
+    grads: dict[str, np.ndarray]  # ∂(training loss)/∂parameter, canonical layout
+    optimized: dict[str, np.ndarray]  # zero weights after the optimiser applied to Case.given
 
 
 #: Level-0 ops (engine.physics' oracle list) → argument names in call order; every backend's ops module has them.
@@ -129,9 +134,21 @@ def write_inputs(path: Path, cases: dict[str, Case], ops: dict[str, dict[str, np
         arrays[f"{name}/scales"] = np.array([c.consts.photon_scale, c.consts.input_scale], np.float64)
         for field in ("x", "counts", "offsets"):
             arrays[f"{name}/batch/{field}"] = np.asarray(getattr(c.batch, field), np.float32)
-        for key, w in c.weights.items():
-            arrays[f"{name}/w/{key}"] = np.asarray(w, np.float32)
+        _put(arrays, f"{name}/w/", c.weights)
+        arrays[f"{name}/given"] = np.array(len(c.given))
+        for i, g in enumerate(c.given):
+            _put(arrays, f"{name}/given/{i}/", g)
     np.savez(path, **arrays)
+
+
+def _put(arrays: dict, prefix: str, tensors: dict[str, np.ndarray]) -> None:
+    for key, v in tensors.items():
+        arrays[prefix + key] = np.asarray(v, np.float32)
+
+
+def _get(z, prefix: str) -> dict[str, np.ndarray]:
+    """The tensors stored under ``prefix`` (names never contain '/', so deeper prefixes are not picked up)."""
+    return {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix) and "/" not in k[len(prefix):]}
 
 
 def read_inputs(path: Path) -> dict[str, Case]:
@@ -142,19 +159,25 @@ def read_inputs(path: Path) -> dict[str, Case]:
             photon_scale, input_scale = (float(v) for v in z[f"{name}/scales"])
             consts = PhysicsConstants(z[f"{name}/probe"], photon_scale, input_scale, cfg.model.N, cfg.model.channels)
             batch = Batch(*(z[f"{name}/batch/{f}"] for f in ("x", "counts", "offsets")))
-            prefix = f"{name}/w/"
-            weights = {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}
-            cases[name] = Case(cfg, weights, consts, batch)
+            given = tuple(_get(z, f"{name}/given/{i}/") for i in range(int(z[f"{name}/given"])))
+            cases[name] = Case(cfg, _get(z, f"{name}/w/"), consts, batch, given)
     return cases
 
 
 def probe(backend, case: Case) -> Outputs:
     """What ``backend`` (a module of engine/backend_api.py) computes for one case."""
-    m = case.cfg.model
+    m, tc = case.cfg.model, case.cfg.training
     objects = backend.predict(m, case.weights, case.consts, case.batch.x, case.batch.offsets, len(case.batch))
     losses = {kind: float(backend.batch_loss(m, case.weights, case.consts, case.batch, kind)) for kind in LOSSES}
-    stepped = backend.sgd_step(case.cfg, case.weights, case.consts, case.batch)
-    return Outputs(np.asarray(objects, np.complex64), losses, {k: np.asarray(v, np.float32) for k, v in stepped.items()})
+    f32 = lambda d: {k: np.asarray(v, np.float32) for k, v in d.items()}  # noqa: E731
+    return Outputs(
+        objects=np.asarray(objects, np.complex64), losses=losses,
+        stepped=f32(backend.sgd_step(case.cfg, case.weights, case.consts, case.batch)),
+        grads=f32(backend.gradients(m, case.weights, case.consts, case.batch, tc.loss)),
+        # from zero weights: the check then measures the optimiser's rule, not the float32 rounding of θ + Δθ
+        optimized=f32(backend.optimizer_steps(case.cfg, {k: np.zeros_like(w) for k, w in case.weights.items()},
+                                              case.consts, list(case.given))),
+    )
 
 
 def write_outputs(path: Path, outputs: dict[str, Outputs], ops_out: dict[str, tuple[np.ndarray, ...]] | None = None
@@ -165,8 +188,8 @@ def write_outputs(path: Path, outputs: dict[str, Outputs], ops_out: dict[str, tu
     for name, o in outputs.items():
         arrays[f"{name}/objects"] = o.objects
         arrays[f"{name}/losses"] = np.array(json.dumps(o.losses))
-        for key, w in o.stepped.items():
-            arrays[f"{name}/stepped/{key}"] = w
+        for part in ("stepped", "grads", "optimized"):
+            _put(arrays, f"{name}/{part}/", getattr(o, part))
     np.savez(path, **arrays)
 
 
@@ -174,9 +197,8 @@ def read_outputs(path: Path) -> dict[str, Outputs]:
     with np.load(path, allow_pickle=False) as z:
         out = {}
         for name in json.loads(str(z["cases"])):
-            prefix = f"{name}/stepped/"
-            stepped = {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}
-            out[name] = Outputs(z[f"{name}/objects"], json.loads(str(z[f"{name}/losses"])), stepped)
+            out[name] = Outputs(z[f"{name}/objects"], json.loads(str(z[f"{name}/losses"])),
+                                **{part: _get(z, f"{name}/{part}/") for part in ("stepped", "grads", "optimized")})
     return out
 
 
@@ -188,12 +210,6 @@ def run_in_child(backend: str, inputs: Path, output: Path, timeout: float | None
     if proc.returncode != 0:
         raise RuntimeError(f"parity probe for {backend} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
     return read_outputs(output)
-
-
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """‖a − b‖ / ‖b‖ (level 1)."""
-    a, b = np.asarray(a, np.complex128), np.asarray(b, np.complex128)
-    return float(np.linalg.norm(a - b) / max(float(np.linalg.norm(b)), 1e-30))
 
 
 def main(argv: list[str] | None = None) -> int:

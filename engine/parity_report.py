@@ -26,7 +26,7 @@ from engine.parity import Check
 FORMAT = 1
 LABELS = {"tensorflow": "TensorFlow", "torch": "PyTorch"}
 LEVEL_TITLES = {0: "Level 0 — ops vs the numpy oracle", 1: "Level 1 — same weights, same network output",
-                2: "Level 2 — one optimiser step", 3: "Level 3 — end to end (train, infer, evaluate)",
+                2: "Level 2 — one training step: gradients, optimiser rule, update", 3: "Level 3 — end to end (train, infer, evaluate)",
                 "cross": "Cross-loading — each bundle in the other backend"}
 
 

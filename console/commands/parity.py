@@ -55,6 +55,31 @@ def check_options(ds, test_ds, test: str, epochs: int, gridsize: int, seed: int,
             raise InputError(test, "objectGuess", "expected the true object: level 3 compares reconstruction metrics")
 
 
+def table_rows(checks: list[dict]) -> list[dict]:
+    """The checks as the verdict table shows them: passing checks of one ``group`` (e.g. the gradient of every
+    parameter tensor) folded into one row naming the count and the worst; every failing check on its own row."""
+    rows: list[dict] = []
+    folded: dict[str, list[dict]] = {}
+    for c in checks:
+        group = c.get("group") or ""
+        if group and c["passed"]:
+            if group not in folded:
+                folded[group] = []
+                rows.append({"fold": group})
+            folded[group].append(c)
+        else:
+            rows.append(c)
+    out = []
+    for r in rows:
+        if "fold" not in r:
+            out.append(r)
+            continue
+        members = folded[r["fold"]]
+        worst = max(members, key=lambda c: (c["value"] or 0) / (c["tolerance"] or 1))
+        out.append({**worst, "name": f"{r['fold']}: {len(members)} pass, worst {worst['subject']}", "backend": ""})
+    return out
+
+
 def verdict_table(report: dict):
     from rich.table import Table
 
@@ -64,12 +89,12 @@ def verdict_table(report: dict):
     for col, kw in (("level", {}), ("check", {}), ("value", {"justify": "right"}),
                     ("tolerance", {"justify": "right"}), ("result", {})):
         table.add_column(col, **kw)
-    for c in report["checks"]:
+    for c in table_rows(report["checks"]):
         v = c["value"]
         value = f"{v:.3g}" if isinstance(v, (int, float)) else str(v if v is not None else "missing")
         result = "[green]pass[/]" if c["passed"] else "[bold red]FAIL[/]"
         name = c["name"] + (f" [{c['backend']}]" if c["backend"] and c["backend"] not in c["name"] else "")
-        table.add_row(level_key(c["level"]), name, value, f"{c['tolerance']:g}", result)
+        table.add_row(level_key(c["level"]), name, value, f"{c['tolerance']:.3g}", result)
     return table
 
 

@@ -20,17 +20,15 @@ import numpy as np
 import tensorflow as tf
 
 from engine import grouping
-from engine.backend_api import Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult
+from engine.backend_api import ADAM_BETAS, ADAM_EPS, Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult
 from engine.config import ModelConfig, RunConfig
 from engine.errors import InputError
 from engine.physics import merge_pad, merge_window
 from engine.tf import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
 from engine.tf import physics as tp
-from engine.tf.network import build_network, canonical_weights, load_canonical
+from engine.tf.network import build_network, canonical_variables, canonical_weights, load_canonical
+from engine.weights import from_hwio, to_hwio
 
-#: Keras' Adam defaults, written out: the torch backend sets the same betas and epsilon.
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-7
 #: Checkpoints kept in checkpoint_dir (the newest is what ``resume`` restores).
 KEEP_CHECKPOINTS = 2
 
@@ -62,6 +60,8 @@ class Pinn:
         self.predict_step = tf.function(self._objects, input_signature=[x, off], autograph=False)
         self.eval_step = tf.function(self._loss, input_signature=[x, x, off], autograph=False)
         self.train_step = tf.function(self._train_step, input_signature=[x, x, off], autograph=False)
+        self.grad_step = tf.function(self._gradients, input_signature=[x, x, off], autograph=False)
+        self.named = canonical_variables(self.model)  # [(canonical name, variable)], parameter_specs order
 
     # ------------------------------------------------------------------------------ model, top to bottom
     def _objects(self, x: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
@@ -77,12 +77,15 @@ class Pinn:
         lam = tp.forward_intensity(self.probe, self._objects(x, offsets), self.photon_scale)
         return self.loss_fn(lam, counts)
 
-    def _train_step(self, x: tf.Tensor, counts: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
-        variables = self.model.trainable_variables
+    def _gradients(self, x: tf.Tensor, counts: tf.Tensor, offsets: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        variables = [v for _, v in self.named]
         with tf.GradientTape() as tape:
             loss = self._loss(x, counts, offsets)
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        return loss, tape.gradient(loss, variables)
+
+    def _train_step(self, x: tf.Tensor, counts: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
+        loss, grads = self._gradients(x, counts, offsets)
+        self.optimizer.apply_gradients(zip(grads, [v for _, v in self.named]))
         return loss
 
     # --------------------------------------------------------------------------------------- helpers
@@ -94,6 +97,24 @@ class Pinn:
 
     def weights(self) -> dict[str, np.ndarray]:
         return canonical_weights(self.model)
+
+    def gradients(self, batch: Batch) -> dict[str, np.ndarray]:
+        """∂loss/∂parameter in canonical names and layout (OIHW kernels)."""
+        _, grads = self.grad_step(*_tensors(batch))
+        return {name: _to_canonical(name, g.numpy()) for (name, _), g in zip(self.named, grads)}
+
+    def apply(self, gradients: dict[str, np.ndarray]) -> None:
+        """One optimiser step with the given canonical gradients (not this model's own)."""
+        grads = [tf.constant(_from_canonical(name, gradients[name])) for name, _ in self.named]
+        self.optimizer.apply_gradients(zip(grads, [v for _, v in self.named]))
+
+
+def _to_canonical(name: str, a: np.ndarray) -> np.ndarray:
+    return from_hwio(a) if name.endswith(".weight") else np.asarray(a, np.float32)
+
+
+def _from_canonical(name: str, a: np.ndarray) -> np.ndarray:
+    return to_hwio(np.asarray(a, np.float32)) if name.endswith(".weight") else np.asarray(a, np.float32)
 
 
 def _tensors(batch: Batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -219,4 +240,19 @@ def sgd_step(cfg: RunConfig, weights: dict[str, np.ndarray], consts: PhysicsCons
     tf.random.set_seed(cfg.training.seed)
     pinn = Pinn(cfg.model, consts, weights, loss=cfg.training.loss, learning_rate=cfg.training.learning_rate)
     pinn.step(batch)
+    return pinn.weights()
+
+
+def gradients(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,
+              loss: str) -> dict[str, np.ndarray]:
+    """∂loss/∂parameter of one batch for every canonical parameter (canonical layout), as training computes it."""
+    return Pinn(cfg, consts, weights, loss=loss).gradients(batch)
+
+
+def optimizer_steps(cfg: RunConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants,
+                    gradients: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The training optimiser (cfg.training's learning rate) applied to each given gradient in turn."""
+    pinn = Pinn(cfg.model, consts, weights, loss=cfg.training.loss, learning_rate=cfg.training.learning_rate)
+    for g in gradients:
+        pinn.apply(g)
     return pinn.weights()

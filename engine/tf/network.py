@@ -14,7 +14,7 @@ import numpy as np
 from keras import layers, ops
 
 from engine.config import ModelConfig
-from engine.weights import check_weights, from_hwio, parameter_specs, to_hwio
+from engine.weights import check_weights, from_hwio, to_hwio
 
 
 def _conv(name: str, filters: int, activation: str | None = "relu") -> layers.Conv2D:
@@ -76,6 +76,14 @@ def load_canonical(model: keras.Model, weights: dict[str, np.ndarray], cfg: Mode
         layer.bias.assign(bias)
 
 
+def canonical_variables(model: keras.Model) -> list[tuple[str, "keras.Variable"]]:
+    """[(canonical name, variable)] in engine.weights.parameter_specs order (kernels are HWIO variables)."""
+    out = []
+    for name, layer in conv_layers(model).items():
+        out += [(f"{name}.weight", layer.kernel), (f"{name}.bias", layer.bias)]
+    return out
+
+
 def canonical_weights(model: keras.Model) -> dict[str, np.ndarray]:
     """The model's parameters as canonical numpy arrays (float32 copies, OIHW), in parameter_specs order."""
     convs = conv_layers(model)
@@ -85,6 +93,3 @@ def canonical_weights(model: keras.Model) -> dict[str, np.ndarray]:
         out[f"{name}.bias"] = np.array(ops.convert_to_numpy(layer.bias), np.float32)
     return out
 
-
-def canonical_names(cfg: ModelConfig) -> list[str]:
-    return [name for name, _ in parameter_specs(cfg)]

@@ -200,8 +200,7 @@ def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
     if device == "cpu":
         torch.set_num_threads(cpu_threads())
     # Channels-last lets oneDNN pick its blocked conv kernels: ~2× inference on 2 CPU cores (docs/performance.md).
-    # Training stays contiguous: the changed summation order flips round-off-sized gradients, which level-2
-    # parity (one Adam step, a normalised step per parameter) would rightly report.
+    # Training runs in the default (contiguous) layout.
     module = _module(cfg, weights, consts).to(device).eval().to(memory_format=torch.channels_last)
     M = len(x)
     if offsets is None:
@@ -235,4 +234,24 @@ def sgd_step(cfg: RunConfig, weights: dict[str, np.ndarray], consts: PhysicsCons
     optimizer.zero_grad()
     module.loss(_tensors(batch)).backward()
     optimizer.step()
+    return canonical_state(module.net)
+
+
+def gradients(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,
+              loss: str) -> dict[str, np.ndarray]:
+    """∂loss/∂parameter of one batch for every canonical parameter (canonical layout), as training computes it."""
+    module = _module(cfg, weights, consts, loss=loss)
+    module.loss(_tensors(batch)).backward()
+    return {name: p.grad.detach().numpy().copy() for name, p in module.net.named_parameters()}
+
+
+def optimizer_steps(cfg: RunConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants,
+                    gradients: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The training optimiser (cfg.training's learning rate) applied to each given gradient in turn."""
+    module = PtychoModule(cfg, consts, weights)
+    optimizer = module.configure_optimizers()
+    for g in gradients:
+        for name, p in module.net.named_parameters():
+            p.grad = torch.from_numpy(np.ascontiguousarray(g[name], np.float32))
+        optimizer.step()
     return canonical_state(module.net)

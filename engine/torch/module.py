@@ -12,17 +12,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from engine import grouping
-from engine.backend_api import PhysicsConstants, TrainingData
+from engine.backend_api import ADAM_BETAS, ADAM_EPS, PhysicsConstants, TrainingData
 from engine.config import RunConfig
 from engine.grouping import Groups
 from engine.physics import merge_pad, merge_window
 from engine.torch import physics as tp
 from engine.torch.network import PtychoNet, load_canonical
 from engine.torch.optim import KerasAdam
-
-#: Adam as in Keras' defaults (epsilon 1e-7, not torch's 1e-8), with Keras' epsilon placement (engine/torch/optim.py).
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-7
 
 
 class PtychoModule(L.LightningModule):
@@ -72,6 +68,7 @@ class PtychoModule(L.LightningModule):
         self._accumulate("val", self.loss(batch), len(batch[0]))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Keras' Adam (its defaults and epsilon placement, engine/torch/optim.py), as the TensorFlow backend."""
         return KerasAdam(self.net.parameters(), lr=self.cfg.training.learning_rate, betas=ADAM_BETAS, eps=ADAM_EPS)
 
     # ------------------------------------------------------------------------------------ epoch bookkeeping

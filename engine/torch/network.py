@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.config import ModelConfig
-from engine.weights import check_weights, parameter_specs
+from engine.weights import check_weights
 
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:
@@ -107,6 +107,3 @@ def canonical_state(model: nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().to(torch.float32).contiguous().numpy().copy()
             for k, v in model.state_dict().items()}
 
-
-def canonical_names(cfg: ModelConfig) -> list[str]:
-    return [name for name, _ in parameter_specs(cfg)]
