@@ -49,6 +49,7 @@ class Job:
         self._finishing = False
         self._old_handlers: dict[int, Any] = {}
         self._on_cancel: list[Callable[[], None]] = []
+        self._failure_reason: str | None = None
         self._stage: str | None = None
         self._stage_t0 = 0.0
         self._timings: dict[str, float] = {}
@@ -65,6 +66,7 @@ class Job:
 
         ``human``: None = rich progress on stderr when stderr is a terminal; False = never.
         """
+        store.check_writable(create=False)  # a bad --runs fails before the event file is opened
         sink = open_sink(events, events_fd)  # InputError here leaves nothing behind
         try:
             run = store.attach(run_id) if run_id else store.create(kind, config=config, backend=backend,
@@ -107,21 +109,27 @@ class Job:
                 except Exception as err:  # noqa: BLE001 - saving partial results must not mask the cancel
                     self.warning(f"saving partial results failed: {type(err).__name__}: {err}")
         self._close_stage()
+        error = None
         if status == "failed" and (isinstance(exc, SystemExit) or hasattr(exc, "exit_code")):
             # a deliberate exit code (e.g. parity out of tolerance, 3): the command has said why; no traceback
-            self.events.emit("error", kind="Exit", message=f"exit code {code}", traceback=None)
+            error = {"kind": "Exit", "message": self._failure_reason or f"exit code {code}"}
+            self.events.emit("error", traceback=None, **error)
         elif status == "failed" and exc is not None:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             kind = "InputError" if isinstance(exc, InputError) else type(exc).__name__
-            message = exc.one_line() if isinstance(exc, InputError) else str(exc)
+            message = exc.one_line() if isinstance(exc, InputError) else (str(exc) or kind)
+            error = {"kind": kind, "message": message}
             self.events.emit("error", kind=kind, message=message,
                              traceback=None if isinstance(exc, InputError) else text)
             if not isinstance(exc, InputError):
                 print(f"pinnacle: {self.kind} failed ({self.run.run_id}): {kind}: {message}", file=sys.stderr)
                 print(text, file=sys.stderr, end="")
+        elif status == "cancelled":
+            error = {"kind": "Cancelled", "message": str(exc) if exc is not None and str(exc) else "cancelled"}
         elapsed = self.events.elapsed
         self.status, self.exit_code = status, code
-        self.run.finish(status, exit_code=code, timings=dict(self._timings), duration=round(elapsed, 3))
+        self.run.finish(status, exit_code=code, timings=dict(self._timings), duration=round(elapsed, 3), stage=None,
+                        error=error)
         self.events.emit("run_finished", status=status, exit_code=code, seconds=round(elapsed, 3))
         if self._human is not None:
             self._human.close()
@@ -158,6 +166,10 @@ class Job:
                 self._cancel_logged = True
                 self.log(f"cancel requested ({signal.Signals(self._cancel_signal).name}); stopping")
             raise Cancelled(signal.Signals(self._cancel_signal).name)
+
+    def fail_reason(self, message: str) -> None:
+        """Why a deliberate non-zero exit (e.g. parity out of tolerance) failed: shown where people look."""
+        self._failure_reason = message
 
     def on_cancel(self, fn: Callable[[], None]) -> None:
         """Register ``fn`` to save partial results when the job is cancelled (runs before run_finished)."""

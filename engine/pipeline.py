@@ -253,6 +253,13 @@ def run_inference(job, bundle, ds, backend, batch_size: int, data_source: str, b
     return InferenceResult(object=obj, weight=wsum, origin=origin, metrics=metrics)
 
 
+def require_trained(bundle, source) -> None:
+    """A bundle whose history lists no finished epoch was never trained: refuse it rather than infer noise."""
+    if not bundle.history:
+        raise InputError(str(source), "history", "expected a trained bundle (its history lists no finished epoch; "
+                         "a run cancelled before its first epoch has no usable model)")
+
+
 def _load_data(path: str | Path, require_probe: bool, N: int | None = None):
     from engine.dataset import load_dataset
 
@@ -284,6 +291,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
     from engine.weights import init_weights
 
     # ---- everything that can be bad input, before the run directory exists
+    RunStore(runs_root).check_writable(create=False)
     ds = dataset if dataset is not None else _load_data(data_path, require_probe=True)
     check_training_input(str(data_path), ds, cfg)
     test_ds = _load_data(test_path, require_probe=False, N=cfg.model.N) if test_path else None
@@ -325,8 +333,12 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
         hooks.on_epoch_end = on_epoch_end
         result = backend.train(cfg, data, consts, init_weights(cfg.model, cfg.training.seed), hooks,
                                job.run.checkpoints_dir, resume_path, **extra)
-        job.stage("saving")
         history = list(result.history) or hooks.history
+        if not history:  # cancelled before the first epoch finished: nothing trained, nothing to save
+            job.log("cancelled before the first epoch finished: no bundle written")
+            job.check_cancel()
+            raise Cancelled("training stopped before the first epoch finished")
+        job.stage("saving")
         save_bundle(result.weights, history)
         if history:
             last = history[-1]
@@ -357,7 +369,9 @@ def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | Non
     from engine.jobs import Job
     from engine.runstore import RunStore
 
+    RunStore(runs_root).check_writable(create=False)
     bundle = load_bundle(bundle_path)
+    require_trained(bundle, bundle_path)
     N = bundle.run_config.model.N
     ds = _load_data(data_path, require_probe=False, N=N)
     if truth is not None and ds.object is None:

@@ -125,8 +125,20 @@ class Run:
         return self.update(status=status, finished=_iso(_utc_now()), **fields)
 
     def close(self) -> None:
-        """Release the writer lock."""
+        """Release the writer lock. A finished run leaves no lock file and no empty bundle/ or checkpoints/."""
+        finished = self.record.get("status") in FINAL_STATUSES
+        if finished:
+            for sub in (self.bundle_dir, self.checkpoints_dir):
+                try:
+                    sub.rmdir()  # only when empty
+                except OSError:
+                    pass
         if self._lock is not None:
+            if finished:
+                try:
+                    (self.dir / LOCK_FILE).unlink()  # while still holding it: no other writer can be in between
+                except OSError:
+                    pass
             self._lock.close()
             self._lock = None
 
@@ -157,7 +169,7 @@ class RunStore:
 
     def create(self, kind: str, *, config: dict, backend: str | None = None, dataset: dict | None = None) -> Run:
         """Make a new run directory, lock it and write its first ``run.json`` (status running)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.check_writable()
         for _ in range(100):
             run_id = new_run_id(kind)
             run_dir = self.root / run_id
@@ -194,6 +206,32 @@ class RunStore:
         run.update(status="running", pid=os.getpid(), exit_code=None, finished=None)
         return run
 
+    def check_writable(self, create: bool = True) -> None:
+        """InputError (exit 2) when runs cannot be written here: a file at the path, an ancestor that is a file,
+        no permission. With ``create`` the directory is made; without, nothing is touched (jobs call that first,
+        so a bad --runs fails at once and leaves nothing behind)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError("--runs", str(self.root), "a directory for the run store (a file is at this path)")
+        existing = self.root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise InputError("--runs", str(self.root), f"a directory path ({existing} is a file)")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise InputError("--runs", str(self.root), f"a writable place for the run store (no permission in "
+                             f"{existing})")
+        if create:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError("--runs", str(self.root), f"a directory Pinnacle can create ({exc.strerror or exc})")
+
+    def check_readable(self) -> None:
+        """InputError (exit 2) unless the store's directory exists: listing a mistyped --runs says so."""
+        if not self.root.is_dir():
+            what = "a file" if self.root.exists() else "nothing"
+            raise InputError("--runs", str(self.root), f"an existing run store directory ({what} is at this path)")
+
     def _run_dirs(self) -> list[Path]:
         if not self.root.is_dir():
             return []
@@ -211,17 +249,20 @@ class RunStore:
     def _find(self, run_id_or_prefix: str) -> Path:
         key = str(run_id_or_prefix).strip()
         if not key or "/" in key or "\\" in key or key in (".", ".."):
-            raise InputError("RUN", key or None, "a run id or a unique prefix of one (see `pinnacle runs`)")
+            raise InputError("RUN", key or None, "a run id, or a unique prefix or part of one (see `pinnacle runs`)")
         exact = self.root / key
         if (exact / RUN_JSON).is_file():
             return exact
-        matches = [p for p in self._run_dirs() if p.name.startswith(key)]
+        if not self.root.is_dir():
+            raise InputError("RUN", key, f"a run id in an existing run store (nothing is at {self.root})")
+        dirs = self._run_dirs()
+        matches = [p for p in dirs if p.name.startswith(key)] or [p for p in dirs if key in p.name]
         if len(matches) == 1:
             return matches[0]
         if not matches:
-            raise InputError("RUN", key, f"a run id or a unique prefix of one in {self.root} (no match)")
+            raise InputError("RUN", key, f"a run id, or a unique prefix or part of one, in {self.root} (no match)")
         names = ", ".join(p.name for p in matches[:5]) + (", ..." if len(matches) > 5 else "")
-        raise InputError("RUN", key, f"a unique prefix (matches {len(matches)} runs: {names})")
+        raise InputError("RUN", key, f"a unique prefix or part of a run id (matches {len(matches)} runs: {names})")
 
     def get(self, run_id_or_prefix: str) -> dict:
         """One run's record by id or unique prefix, status resolved."""

@@ -201,7 +201,8 @@ def test_infer_refuses_data_of_another_size(fake, tmp_path: Path, capsys) -> Non
 
     cfg = RunConfig(model=ModelConfig(N=32, n_filters_scale=1), training=TrainingConfig())
     write_bundle(tmp_path / "b", weights=init_weights(cfg.model, 0), run_config=cfg, scales=Scales(1, 1, 1, 1),
-                 probe=np.ones((32, 32), np.complex64), history=[], dataset_fingerprint="x", backend="tensorflow")
+                 probe=np.ones((32, 32), np.complex64), history=[{"epoch": 0}], dataset_fingerprint="x",
+                 backend="tensorflow")
     code = main(["infer", str(tmp_path / "b"), str(TEST), "--runs", str(tmp_path / "runs")])
     err = capsys.readouterr().err
     assert code == 2 and "N = 32" in err and not (tmp_path / "runs").exists(), err
@@ -266,7 +267,7 @@ def test_train_save_load_infer_beats_untrained(backend: str, tmp_path: Path) -> 
     b = load_bundle(run / "bundle")
     assert b.backend == backend and len(b.history) == DEFAULT_EPOCHS
     write_bundle(tmp_path / "untrained", weights=init_weights(b.run_config.model, b.run_config.training.seed),
-                 run_config=b.run_config, scales=b.scales, probe=b.probe, history=[],
+                 run_config=b.run_config, scales=b.scales, probe=b.probe, history=[{"epoch": 0, "untrained": True}],
                  dataset_fingerprint=b.manifest["dataset_fingerprint"], backend=backend)
     ssim = {}
     for name, bundle in (("untrained", tmp_path / "untrained"), ("cross", run / "bundle")):

@@ -183,5 +183,7 @@ def register(app: typer.Typer) -> None:
                            f"[bold red]FAIL[/]: {bad} of {n} checks out of tolerance (exit 3)")
                 out.print(f"{verdict}. Report: {job.dir / 'parity.md'}", highlight=False)
             if not passed:
+                job.fail_reason(f"{len(report['failures'])} of {len(checks)} parity checks out of tolerance; first: "
+                                f"{report['failures'][0]}")
                 raise typer.Exit(EXIT_PARITY)
         raise typer.Exit(job.exit_code)

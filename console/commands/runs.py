@@ -51,6 +51,7 @@ def summary(record: dict) -> dict:
         "backend": record.get("backend"), "dataset": dataset.get("path") if isinstance(dataset, dict) else dataset,
         "created": record.get("created"), "duration": duration(record), "stage": record.get("stage"),
         "key_metric": {"name": km[0], "value": km[1]} if km else None, "dir": record.get("dir"),
+        "error": record.get("error"),
     }
 
 
@@ -83,14 +84,16 @@ def print_list(rows: list[dict], root: str) -> None:
     table = Table(box=None, header_style="bold")
     width = max(len(str(r["run_id"])) for r in rows)
     table.add_column("run", no_wrap=True, min_width=width)
-    for col in ("kind", "status", "backend", "dataset", "duration", "key metric"):
+    for col in ("kind", "status", "backend", "dataset", "duration", "key metric / error"):
         table.add_column(col, no_wrap=col in ("status", "duration"))
     for r in rows:
         km = r["key_metric"]
         style = STATUS_STYLE.get(str(r["status"]), "")
+        err = r.get("error") if r["status"] == "failed" else None
+        last = (f"{err.get('kind')}: {err.get('message')}" if isinstance(err, dict) else
+                f"{km['name']}={_fmt_value(km['value'])}" if km else "-")
         table.add_row(str(r["run_id"]), str(r["kind"] or "-"), f"[{style}]{r['status']}[/]" if style else str(r["status"]),
-                      str(r["backend"] or "-"), str(r["dataset"] or "-"), _fmt_seconds(r["duration"]),
-                      f"{km['name']}={_fmt_value(km['value'])}" if km else "-")
+                      str(r["backend"] or "-"), str(r["dataset"] or "-"), _fmt_seconds(r["duration"]), last)
     console.print(table)
 
 
@@ -103,6 +106,9 @@ def print_show(record: dict) -> None:
     for key in ("run_id", "kind", "status", "backend", "stage", "created", "finished", "exit_code", "pid", "dir"):
         head.add_row(key, str(record.get(key) if record.get(key) is not None else "-"))
     head.add_row("duration", _fmt_seconds(duration(record)))
+    err = record.get("error")
+    if isinstance(err, dict):
+        head.add_row("error", f"{err.get('kind')}: {err.get('message')}")
     head.add_row("dataset", json.dumps(record.get("dataset")))
     console.print(head)
     sections = (("config", record.get("config") or {}), ("timings (s)", record.get("timings") or {}),
@@ -136,7 +142,9 @@ def register(app: typer.Typer) -> None:
             return
         from engine.runstore import RunStore
 
-        rows = [summary(r) for r in RunStore(runs).list()]
+        store = RunStore(runs)
+        store.check_readable()
+        rows = [summary(r) for r in store.list()]
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
         else:
@@ -144,7 +152,7 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.command("show")
     def runs_show(
-        run: str = typer.Argument(..., metavar="RUN", help="Run id or a unique prefix of one."),
+        run: str = typer.Argument(..., metavar="RUN", help="Run id, or a unique prefix or part of one."),
         runs: str = runs_option(),
         as_json: bool = typer.Option(False, "--json", help="Print run.json (status resolved) as JSON."),
     ) -> None:
