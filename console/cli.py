@@ -38,12 +38,32 @@ for _module in COMMAND_MODULES:
     _module.register(app)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the typer app, turning InputError into one line on stderr and exit 2."""
+def usage_line(exc) -> str:
+    """A usage error (unknown option, missing argument) in one line: the command, what is wrong, where to look."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "pinnacle"
+    message = " ".join(str(exc.format_message()).split())
+    return f"{path}: {message} (see `{path} --help`)"
+
+
+def entry() -> None:
+    """The ``pinnacle`` program: native libraries' log lines go to the run's framework.log (engine/native_log.py),
+    not to the terminal; then ``main``."""
+    from engine.native_log import NativeLog
+
+    native = NativeLog.divert()
+    code = main(native_log=native)
+    if native is not None:
+        native.close(code)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None, native_log=None) -> int:
+    """Run the typer app, turning InputError into one line on stderr and exit 2 (tests call this in-process)."""
     from engine.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InputError
 
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False, obj=native_log)
         if isinstance(result, int) and not isinstance(result, bool):  # typer.Exit(n) comes back as a return value
             return result
     except InputError as exc:
@@ -59,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         if isinstance(exc, typer.Exit):
             return exc.exit_code
-        if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):  # click's ClickException
-            exc.show()
+        if callable(getattr(exc, "format_message", None)) and hasattr(exc, "exit_code"):  # click's ClickException
+            print(f"pinnacle: error: {usage_line(exc)}", file=sys.stderr)
             return EXIT_BAD_INPUT
         import traceback
 
@@ -70,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -118,18 +118,22 @@ def from_arrays(arrays: Mapping[str, np.ndarray], source: str = "", *, require_p
     N = diff.shape[-1]
     chk.require_even_size(source, dkey, N)
     chk.require_nonnegative(source, dkey, diff)
+    chk.require_signal(source, dkey, diff, "measured patterns with counts")
 
     probe = obj = Y = None
     if "probeGuess" in get:
         probe = chk.as_complex64(source, "probeGuess", get["probeGuess"])
         chk.require_shape(source, "probeGuess", probe, (N, N), f"({N}, {N}) to match the {N}x{N} patterns")
+        chk.require_signal(source, "probeGuess", probe, "a probe with signal (the illumination)")
     if "objectGuess" in get:
         obj = chk.as_complex64(source, "objectGuess", get["objectGuess"])
         chk.require_shape(source, "objectGuess", obj, (None, None), "a non-empty 2-d (H, W) array")
+        chk.require_signal(source, "objectGuess", obj, "a true object with signal (its transmission)")
         chk.require_patches_inside(source, x, y, N, obj.shape)
     if "Y" in get:
         Y = chk.as_complex64(source, "Y", get["Y"])
         chk.require_shape(source, "Y", Y, (M, N, N), f"({M}, {N}, {N}): one ground-truth patch per pattern")
+        chk.require_signal(source, "Y", Y, "ground-truth patches with signal")
     return Dataset(diffraction=np.ascontiguousarray(diff), xcoords=x, ycoords=y, probe=probe, object=obj, Y=Y,
                    scan_index=scan_index, xcoords_start=starts.get("xcoords_start"),
                    ycoords_start=starts.get("ycoords_start"), source=source)

@@ -148,3 +148,10 @@ def require_lengths(source: str, arrays: dict[str, np.ndarray], M: int) -> None:
         if arr.ndim != 1 or arr.shape[0] != M or M == 0:
             raise InputError(source, key, f"expected a 1-d array of {M} values (one per position in xcoords), "
                              f"got shape {tuple(arr.shape)}")
+
+
+def require_signal(source: str, key: str, arr: np.ndarray, what: str) -> None:
+    """Refuse an array that is zero everywhere: a probe, patterns or an object with no signal cannot be
+    normalised, trained on or scored against (the scales would divide by zero)."""
+    if arr.size and not np.any(arr):
+        raise InputError(source, key, f"expected {what}; every value is zero")

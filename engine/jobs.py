@@ -50,6 +50,7 @@ class Job:
         self._old_handlers: dict[int, Any] = {}
         self._on_cancel: list[Callable[[], None]] = []
         self._failure_reason: str | None = None
+        self._native_log: Any = None
         self._stage: str | None = None
         self._stage_t0 = 0.0
         self._timings: dict[str, float] = {}
@@ -61,10 +62,12 @@ class Job:
     def start(cls, kind: str, store: RunStore, config: dict, backend: str | None = None,
               dataset: dict | None = None, events: str | None = None, events_fd: int | None = None,
               human: bool | None = None, run_id: str | None = None, progress_hz: float = 20,
-              clock: Callable[[], float] = time.monotonic) -> "Job":
+              clock: Callable[[], float] = time.monotonic, native_log: Any = None) -> "Job":
         """Open the event channel, then create (or, with ``run_id``, attach to) the run. Use as a context manager.
 
-        ``human``: None = rich progress on stderr when stderr is a terminal; False = never.
+        ``human``: None = rich progress on stderr when stderr is a terminal, and plain lines on stdout when stdout
+        is a file or pipe that does not carry the event stream (engine/plain.py); False = neither.
+        ``native_log``: the process's engine.native_log.NativeLog; its lines go to the run's framework.log.
         """
         store.check_writable(create=False)  # a bad --runs fails before the event file is opened
         sink = open_sink(events, events_fd)  # InputError here leaves nothing behind
@@ -83,7 +86,13 @@ class Job:
 
             view = HumanView(sys.stderr)
             writer.add_listener(view.on_event)
-        return cls(run, writer, kind, backend, dataset, human=view, clock=clock)
+        if human is None and not _is_tty(sys.stdout) and sink is not sys.stdout:
+            from engine.plain import PlainView
+
+            writer.add_listener(PlainView(sys.stdout).on_event)
+        job = cls(run, writer, kind, backend, dataset, human=view, clock=clock)
+        job._native_log = native_log
+        return job
 
     def __enter__(self) -> "Job":
         self._install_signals()
@@ -134,6 +143,8 @@ class Job:
         if self._human is not None:
             self._human.close()
         self.events.close()
+        if self._native_log is not None:
+            self._native_log.save_to(self.run.dir)
 
     # -- cancellation ------------------------------------------------------------------------------------------
     def _install_signals(self) -> None:

@@ -116,7 +116,7 @@ class JobHooks:
         self.history.append(record)
         self.job.epoch(epoch=int(epoch) + 1, epochs=self.epochs, train_loss=record["train_loss"],
                        val_loss=record["val_loss"], lr=record["lr"], seconds=record["seconds"],
-                       samples_per_s=record["samples_per_s"])
+                       samples_per_s=record["samples_per_s"], unit="group")
 
     def should_stop(self) -> bool:
         return bool(self.job.cancelled)
@@ -278,7 +278,7 @@ def _dataset_info(ds) -> dict:
 def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, events: str | None = None,
               events_fd: int | None = None, resume: str | None = None, *, accelerator: str = "cpu",
               devices: int | str = 1, test_path: str | Path | None = None, dataset=None,
-              human: bool | None = None) -> int:
+              human: bool | None = None, native_log=None) -> int:
     """Train ``cfg`` on ``data_path`` into a new run (bundle/, checkpoints/, optional test inference); exit code."""
     import time
 
@@ -297,11 +297,11 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
     test_ds = _load_data(test_path, require_probe=False, N=cfg.model.N) if test_path else None
     resume_path = resolve_resume(resume, runs_root, cfg.backend, cfg) if resume else None
     backend = load_backend(cfg.backend)
+    backend.check_devices(accelerator, devices)
     info = _dataset_info(ds)
-    extra = {"accelerator": accelerator, "devices": devices} if cfg.backend == "torch" else {}
 
     with Job.start(kind="train", store=RunStore(runs_root), config=to_dict(cfg), backend=cfg.backend,
-                   dataset=info, events=events, events_fd=events_fd, human=human) as job:
+                   dataset=info, events=events, events_fd=events_fd, human=human, native_log=native_log) as job:
         state: dict = {"bundle": False, "weights": None, "history": []}
 
         def save_bundle(weights: dict, history: list[dict]) -> None:
@@ -332,7 +332,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
 
         hooks.on_epoch_end = on_epoch_end
         result = backend.train(cfg, data, consts, init_weights(cfg.model, cfg.training.seed), hooks,
-                               job.run.checkpoints_dir, resume_path, **extra)
+                               job.run.checkpoints_dir, resume_path, accelerator=accelerator, devices=devices)
         history = list(result.history) or hooks.history
         if not history:  # cancelled before the first epoch finished: nothing trained, nothing to save
             job.log("cancelled before the first epoch finished: no bundle written")
@@ -356,7 +356,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
 
 def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | None, runs_root: str | Path,
               events: str | None = None, events_fd: int | None = None, batch_size: int | None = None,
-              truth: str | Path | None = None, human: bool | None = None) -> int:
+              truth: str | Path | None = None, human: bool | None = None, native_log=None) -> int:
     """Reconstruct ``data_path`` with a bundle into a new run (recon.npz, previews, product.h5, metrics.json).
 
     ``truth``: a dataset NPZ whose objectGuess scores the result when the data itself has none.
@@ -387,7 +387,8 @@ def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | Non
     config = {**to_dict(bundle.run_config), "backend": name, "bundle": str(bundle_path),
               "bundle_manifest_sha256": bundle.manifest_sha256, "inference_batch_size": bs}
     with Job.start(kind="infer", store=RunStore(runs_root), config=config, backend=name,
-                   dataset=_dataset_info(ds), events=events, events_fd=events_fd, human=human) as job:
+                   dataset=_dataset_info(ds), events=events, events_fd=events_fd, human=human,
+                   native_log=native_log) as job:
         job.stage("loading")
         job.log(f"bundle trained by {bundle.backend}, inferring with {name}")
         run_inference(job, bundle, ds, module, bs, str(data_path), name)

@@ -140,6 +140,15 @@ CASES = {
     "ambiguous_orientation_M_eq_N": (_legacy_ambiguous, "diffraction"),
     "diffraction_and_diff3d_differ": (lambda d: _write(d, diff3d=_good("diffraction") + 1), "diff3d"),
     "xcoords_start_length": (lambda d: _write(d, xcoords_start=np.zeros(3)), "xcoords_start"),
+    # degenerate values: the right shape and dtype, but nothing a reconstruction can use
+    "probe_all_zero": (lambda d: _write(d, probeGuess=np.zeros_like(_good("probeGuess"))), "probeGuess"),
+    "patterns_all_zero": (lambda d: _write(d, diffraction=np.zeros_like(_good("diffraction"))), "diffraction"),
+    "object_all_zero": (lambda d: _write(d, objectGuess=np.zeros_like(_good("objectGuess"))), "objectGuess"),
+    "Y_all_zero": (lambda d: _write(d, Y=np.zeros((9, 16, 16), np.complex64)), "Y"),
+    "probe_as_text": (lambda d: _write(d, probeGuess=_good("probeGuess").astype(str)), "probeGuess"),
+    "probe_inf": (lambda d: _write(d, probeGuess=_with("probeGuess", (3, 3), np.inf)), "probeGuess"),
+    "positions_bool": (lambda d: _write(d, xcoords=_good("xcoords") > 0), "xcoords"),
+    "scan_index_wrong_length": (lambda d: _write(d, scan_index=np.arange(4)), "scan_index"),
 }
 
 

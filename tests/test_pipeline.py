@@ -56,7 +56,8 @@ def _fake_backend(calls: dict, cancel_at: int | None = None) -> SimpleNamespace:
         calls["predict"] = {"shape": x.shape, "batch_size": batch_size}
         return np.ones((len(x), cfg.channels, cfg.N, cfg.N), np.complex64) * np.exp(0.5j)
 
-    return SimpleNamespace(train=train, predict=predict, __name__="fake")
+    return SimpleNamespace(train=train, predict=predict, check_devices=lambda accelerator, devices: None,
+                           __name__="fake")
 
 
 @pytest.fixture
@@ -148,7 +149,7 @@ def test_train_with_test_set_writes_recon_into_the_train_run(fake, tmp_path: Pat
                  "--test", str(TEST), "--no-progress"]) == 0
     run = _one_run(runs)
     assert (run / "recon.npz").is_file() and (run / "metrics.json").is_file() and (run / "bundle").is_dir()
-    assert "accelerator" not in fake.calls["train"]["kw"]  # tensorflow (default) takes no torch options
+    assert fake.calls["train"]["kw"] == {"accelerator": "cpu", "devices": 1}  # every backend takes device options
     assert fake.calls["predict"]["shape"][1:] == (4, 64, 64)  # gridsize 2: C = 4
 
 
@@ -165,6 +166,56 @@ def test_cancel_saves_bundle_and_exits_130(fake, tmp_path: Path) -> None:
     events = _events(ev)
     assert events[-1]["type"] == "run_finished" and events[-1]["status"] == "cancelled"
     assert sum(e["type"] == "epoch" for e in events) == 1
+
+
+def test_cancel_in_the_first_epoch_writes_no_bundle_and_an_untrained_bundle_is_refused(fake, tmp_path: Path,
+                                                                                        capsys) -> None:
+    fake.state["cancel_at"] = 3  # SIGINT during epoch 1: nothing was trained
+    runs = tmp_path / "runs"
+    assert main(["train", str(TRAIN), "--epochs", "5", "--runs", str(runs), "--no-progress"]) == 130
+    run = _one_run(runs)
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "cancelled" and record["error"]["kind"] == "Cancelled" and record["stage"] is None
+    assert not (run / "bundle").exists() and not (run / "run.lock").exists()  # no usable-looking model left
+    assert main(["infer", str(run / "bundle"), str(TEST), "--runs", str(runs)]) == 2
+
+    from engine.bundle import write_bundle
+    from engine.scaling import Scales
+    from engine.weights import init_weights
+
+    cfg = RunConfig(model=ModelConfig(n_filters_scale=1))
+    write_bundle(tmp_path / "untrained", weights=init_weights(cfg.model, 0), run_config=cfg, scales=Scales(1, 1, 1, 1),
+                 probe=np.ones((64, 64), np.complex64), history=[], dataset_fingerprint="x", backend="tensorflow")
+    capsys.readouterr()
+    assert main(["infer", str(tmp_path / "untrained"), str(TEST), "--runs", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "history" in err and "trained bundle" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r2").exists()
+
+
+def test_finished_runs_are_tidy_and_a_failure_keeps_its_cause(fake, tmp_path: Path, capsys, monkeypatch) -> None:
+    runs = tmp_path / "runs"
+    assert main(["train", str(TRAIN), "--epochs", "1", "--runs", str(runs), "--no-progress"]) == 0
+    run = _one_run(runs)
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "ok" and record["stage"] is None and record["error"] is None
+    assert not (run / "run.lock").exists() and not (run / "checkpoints").exists()  # the fake writes none
+    assert (run / "bundle" / "manifest.json").is_file()
+
+    def boom(*a, **k):
+        raise RuntimeError("the detector exploded")
+
+    broken = _fake_backend({})
+    broken.train = boom
+    monkeypatch.setattr("engine.backends.load_backend", lambda name: broken)
+    runs2 = tmp_path / "runs2"
+    assert main(["train", str(TRAIN), "--epochs", "1", "--runs", str(runs2), "--no-progress"]) == 1
+    failed = json.loads((_one_run(runs2) / "run.json").read_text())
+    assert failed["status"] == "failed" and failed["error"] == {"kind": "RuntimeError",
+                                                                "message": "the detector exploded"}
+    capsys.readouterr()
+    assert main(["runs", "show", failed["run_id"][-12:], "--runs", str(runs2)]) == 0  # any unique part of the id
+    assert "RuntimeError: the detector exploded" in capsys.readouterr().out
 
 
 def _without(tmp_path: Path, drop: str) -> Path:

@@ -30,6 +30,13 @@ def events_fd_option() -> typer.models.OptionInfo:
 
 
 def progress_option() -> typer.models.OptionInfo:
-    """``--progress/--no-progress``: rich progress bars on stderr (only ever shown when stderr is a terminal)."""
+    """``--progress/--no-progress``: rich progress bars on stderr when it is a terminal, and plain progress lines on
+    stdout when that is a file or a pipe (a batch job's log) — unless stdout carries the event stream."""
     return typer.Option(True, "--progress/--no-progress",
-                        help="Show progress bars on stderr when it is a terminal.")
+                        help="Progress bars on stderr when it is a terminal; plain lines (stage, epoch and loss, "
+                             "run id and directory, metrics) on stdout when it is a file or pipe.")
+
+
+def native_log(ctx: typer.Context):
+    """The process's engine.native_log.NativeLog (set by the entry point; None in-process and in tests)."""
+    return ctx.obj if ctx is not None and ctx.obj is not None and hasattr(ctx.obj, "save_to") else None

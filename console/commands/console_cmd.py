@@ -1,15 +1,20 @@
 """`pinnacle console`: open the operator console (also what bare `pinnacle` does)."""
 from __future__ import annotations
 
+import sys
+
 import typer
 
 
 def open_console(data: str | None = None, runs: str = "runs") -> None:
-    try:
-        from console.app import run_app
-    except ImportError:  # the console lands in its own issue
-        typer.echo("The console is not available yet; see `pinnacle --help` for headless commands.", err=True)
-        raise typer.Exit(2)
+    """Run the Textual app; it needs a terminal (stdin and stdout), so without one this is bad usage (exit 2)."""
+    from engine.errors import InputError
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise InputError("console", None, "an interactive terminal (stdin/stdout are not a TTY); for scripts and "
+                         "batch jobs use the headless commands (pinnacle --help)")
+    from console.app import run_app
+
     run_app(data=data, runs=runs)
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import typer
 
-from console.commands.common import events_fd_option, events_option, progress_option, runs_option
+from console.commands.common import events_fd_option, events_option, native_log, progress_option, runs_option
 
 
 def register(app: typer.Typer) -> None:
     @app.command("infer")
     def infer(
+        ctx: typer.Context,
         bundle: str = typer.Argument(..., metavar="BUNDLE", help="Model bundle directory or .zip."),
         data: str = typer.Argument(..., metavar="DATA.npz", help="Scan to reconstruct (probeGuess optional)."),
         backend: str = typer.Option("tensorflow", "--backend", "-b",
@@ -30,5 +31,5 @@ def register(app: typer.Typer) -> None:
         from engine.pipeline import infer_job
 
         code = infer_job(bundle, data, backend, runs, events, events_fd, batch_size, truth,
-                         human=None if progress else False)
+                         human=None if progress else False, native_log=native_log(ctx))
         raise typer.Exit(code)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from console.commands.common import events_fd_option, events_option, progress_option, runs_option
+from console.commands.common import events_fd_option, events_option, native_log, progress_option, runs_option
 
 #: Default epochs: the whole fixture parity (probes, two trainings, four inferences) in about 3 minutes on 2 cores.
 DEFAULT_EPOCHS = 5
@@ -101,6 +101,7 @@ def verdict_table(report: dict):
 def register(app: typer.Typer) -> None:
     @app.command("parity")
     def parity(
+        ctx: typer.Context,
         data: str = typer.Argument(..., metavar="DATA.npz", help="Training scan (needs probeGuess)."),
         test: str = typer.Option(None, "--test", metavar="HELD_OUT.npz",
                                  help="Held-out scan with objectGuess for level 3 (default: DATA itself)."),
@@ -143,7 +144,7 @@ def register(app: typer.Typer) -> None:
                   "filters_scale": filters_scale, "levels": list(lv)}
         with Job.start(kind="parity", store=RunStore(runs), config=config, backend="both",
                        dataset=_dataset_info(ds), events=events, events_fd=events_fd,
-                       human=None if progress else False) as job:
+                       human=None if progress else False, native_log=native_log(ctx)) as job:
             job.stage("loading")
             job.log(f"parity levels {', '.join(map(str, lv))} on {data}" + (f", held out {test}" if test else ""))
             checks, level3, images = [], None, {}

@@ -43,6 +43,8 @@ def run_simulate(out: str, params: dict) -> str:
         option = OPTION_OF.get(exc.key or "", exc.key or "config")
         value = params.get(exc.key or "")
         raise InputError(option, None, f"expected {exc.expected}, got {value!r}") from None
+    except OSError as exc:  # the directory exists but cannot be written (permissions, a read-only filesystem)
+        raise InputError(out, None, f"expected a writable path ({exc.strerror or exc})") from None
     p = dataclasses.asdict(cfg)
     return (f"wrote {path} ({p['n_positions']} patterns {p['N']}x{p['N']}, {p['object_kind']} object "
             f"{p['object_size']}x{p['object_size']}, {p['probe_kind']} probe r={p['probe_radius']:g}, "

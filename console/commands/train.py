@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typer
 
-from console.commands.common import events_fd_option, events_option, progress_option, runs_option
+from console.commands.common import events_fd_option, events_option, native_log, progress_option, runs_option
 
 #: CLI defaults (see the module docstring: about one minute on the fixture with 2 cores).
 DEFAULT_EPOCHS = 20
@@ -42,9 +42,20 @@ def build_config(ds, backend: str, epochs: int, gridsize: int, n_groups: int | N
         raise InputError(options.get(exc.key) or str(exc.key), None, exc.expected) from exc
 
 
+def parse_devices(text: str) -> int | str:
+    """``--devices``: a count ("2") or a comma-separated list of device indices ("0,1")."""
+    from engine.errors import InputError
+
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(p.isdigit() for p in parts) or (len(parts) == 1 and int(parts[0]) < 1):
+        raise InputError("--devices", str(text), "a device count >= 1 or a list of device indices such as 0,1")
+    return int(parts[0]) if len(parts) == 1 else ",".join(parts)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
+        ctx: typer.Context,
         data: str = typer.Argument(..., metavar="DATA.npz", help="Training scan (needs probeGuess)."),
         backend: str = typer.Option("tensorflow", "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch)."),
@@ -68,8 +79,9 @@ def register(app: typer.Typer) -> None:
         resume: str = typer.Option(None, "--resume", metavar="RUN_OR_CKPT",
                                    help="Continue a run (directory, run id, or checkpoint) of the same backend; "
                                         "--epochs counts the total."),
-        accelerator: str = typer.Option("cpu", "--accelerator", help="torch only: cpu, gpu, auto."),
-        devices: str = typer.Option("1", "--devices", help="torch only: device count or list (Lightning)."),
+        accelerator: str = typer.Option("cpu", "--accelerator",
+                                        help="cpu, gpu or auto (a GPU needs the CUDA builds: README, GPU install)."),
+        devices: str = typer.Option("1", "--devices", help="Devices to train on (torch: a count or list; tensorflow: 1)."),
         test: str = typer.Option(None, "--test", metavar="HELD_OUT.npz",
                                  help="After training, reconstruct this scan with the new bundle (and score it "
                                       "when it has objectGuess)."),
@@ -83,7 +95,8 @@ def register(app: typer.Typer) -> None:
         ds = _load_data(data, require_probe=True)
         cfg = build_config(ds, name, epochs, gridsize, n_groups or None, batch_size, filters_scale,
                            learning_rate, loss, seed, val_fraction)
-        dev = int(devices) if devices.isdigit() else devices
+        dev = parse_devices(devices)
         code = train_job(data, cfg, runs, events, events_fd, resume, accelerator=accelerator, devices=dev,
-                         test_path=test, dataset=ds, human=None if progress else False)
+                         test_path=test, dataset=ds, human=None if progress else False,
+                         native_log=native_log(ctx))
         raise typer.Exit(code)

@@ -165,13 +165,30 @@ class _Checkpoints:
         return int(self.epoch.numpy()), json.loads(self.history.numpy().decode())
 
 
+def check_devices(accelerator: str, devices) -> None:
+    """Refuse (InputError, exit 2) a device request this machine cannot honour, before the run starts.
+    TensorFlow places work on a visible GPU by itself; ``cpu`` hides GPUs for this process (in ``train``)."""
+    if accelerator not in ("cpu", "gpu", "cuda", "auto"):
+        raise InputError("--accelerator", accelerator, "one of cpu, gpu, auto")
+    gpus = tf.config.list_physical_devices("GPU")
+    if accelerator in ("gpu", "cuda") and not gpus:
+        raise InputError("--accelerator", accelerator, "a GPU that TensorFlow can use; none is visible here "
+                         "(tensorflow-cpu, or no CUDA device): use --accelerator cpu, or install tensorflow[and-cuda] "
+                         "(README, GPU install)")
+    if str(devices) != "1":
+        raise InputError("--devices", str(devices), "1 (one process, one device)")
+
+
 def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights: dict[str, np.ndarray],
-          hooks: TrainHooks, checkpoint_dir: Path | None, resume: Path | None = None) -> TrainResult:
+          hooks: TrainHooks, checkpoint_dir: Path | None, resume: Path | None = None, *,
+          accelerator: str = "cpu", devices=1) -> TrainResult:
     """Train from ``weights`` (or from the newest checkpoint in ``resume``) for cfg.training.epochs epochs in total.
 
     A checkpoint goes to ``checkpoint_dir`` after every finished epoch (None: no checkpoints).
     """
     tc = cfg.training
+    if accelerator == "cpu" and tf.config.list_physical_devices("GPU"):
+        tf.config.set_visible_devices([], "GPU")
     tf.random.set_seed(tc.seed)  # nothing here draws random numbers; seeded anyway so that stays deterministic
     pinn = Pinn(cfg.model, consts, weights, loss=tc.loss, learning_rate=tc.learning_rate)
     checkpoints = _Checkpoints(pinn, None if checkpoint_dir is None else Path(checkpoint_dir))

@@ -126,6 +126,22 @@ class HookBridge(L.Callback):
                                 seconds, record["samples_per_s"], lambda: canonical_state(pl_module.net))
 
 
+def check_devices(accelerator: str, devices) -> None:
+    """Refuse (InputError, exit 2) a device request this machine cannot honour, before the run starts."""
+
+    if accelerator not in ("cpu", "gpu", "cuda", "auto"):
+        raise InputError("--accelerator", accelerator, "one of cpu, gpu, auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise InputError("--accelerator", accelerator, "a GPU that PyTorch can use; none is visible here (this is "
+                         "the CPU build, or no CUDA device): use --accelerator cpu, or install the CUDA build (README, "
+                         "GPU install)")
+    count = devices if isinstance(devices, int) else len(str(devices).split(","))
+    available = torch.cuda.device_count() if accelerator in ("gpu", "cuda") else 1
+    if not isinstance(count, int) or count < 1 or (accelerator != "auto" and count > max(available, 1)):
+        raise InputError("--devices", str(devices), f"a device count from 1 to {max(available, 1)} "
+                         f"({accelerator}: {available} available)")
+
+
 def resume_checkpoint(resume: Path | str | None, cfg: ModelConfig) -> Path | None:
     """The .ckpt to resume from (a file, or a directory holding last.ckpt), checked before Lightning sees it.
 
