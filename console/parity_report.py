@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-BACKENDS = ("tensorflow", "torch")
+from engine.backends import BACKENDS  # the registry; imports no framework
 
 
 @dataclass(frozen=True)

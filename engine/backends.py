@@ -1,28 +1,56 @@
-"""Backend selection: name → the backend module of engine/backend_api.py, importing ONLY that framework.
+"""The backend registry: every backend Pinnacle knows, in one place, and how to load one.
 
-The console and the CLI never import a framework; a job imports exactly the one it was asked for. A missing
-framework is bad input (exit 2) with the CPU install command — never a silent fallback to the other backend.
+Everything else reads this table (names, labels, aliases, the frameworks each needs, install commands) instead
+of spelling the backends out. The console and the CLI never import a framework; a job imports exactly the one it
+was asked for. A missing framework is bad input (exit 2) with the CPU install command — never a silent fallback
+to the other backend. The backend module's contract is engine/backend_api.py; docs/backends.md says how to add one.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from dataclasses import dataclass
 from types import ModuleType
 
-from engine.config import BACKENDS, DEFAULT_BACKEND
 from engine.errors import BackendUnavailable, InputError
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "ALIASES", "canonical_name", "load_backend", "INSTALL"]
 
-ALIASES = {"tf": "tensorflow", "keras": "tensorflow", "pytorch": "torch"}
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str  # canonical name (config, run.json, bundles)
+    label: str  # for people
+    aliases: tuple[str, ...]
+    frameworks: tuple[str, ...]  # modules that must import
+    package: str  # engine package holding backend.py (the contract) and ops.py (level-0 parity)
+    install: str  # CPU install command (README "GPU install" for CUDA builds)
 
-#: (framework modules that must import, backend module, framework name, CPU install command)
-_FRAMEWORKS = {
-    "tensorflow": (("tensorflow", "keras"), "engine.tf.backend", "TensorFlow",
-                   "pip install tensorflow-cpu keras"),
-    "torch": (("torch", "lightning"), "engine.torch.backend", "PyTorch",
-              "pip install torch==2.13.0 lightning"),
-}
-INSTALL = {name: spec[3] for name, spec in _FRAMEWORKS.items()}
+    @property
+    def module(self) -> str:
+        return f"{self.package}.backend"
+
+    @property
+    def ops_module(self) -> str:
+        return f"{self.package}.ops"
+
+
+REGISTRY: tuple[BackendInfo, ...] = (
+    BackendInfo("tensorflow", "TensorFlow", ("tf", "keras"), ("tensorflow", "keras"), "engine.tf",
+                "pip install tensorflow-cpu keras"),
+    BackendInfo("torch", "PyTorch", ("pytorch",), ("torch", "lightning"), "engine.torch",
+                "pip install torch==2.13.0 lightning"),
+)
+BACKENDS: tuple[str, ...] = tuple(b.name for b in REGISTRY)
+DEFAULT_BACKEND = "tensorflow"
+ALIASES = {alias: b.name for b in REGISTRY for alias in b.aliases}
+INSTALL = {b.name: b.install for b in REGISTRY}
+LABELS = {b.name: b.label for b in REGISTRY}
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "ALIASES", "INSTALL", "LABELS", "REGISTRY", "BackendInfo", "info",
+           "canonical_name", "is_installed", "installed_backends", "load_backend"]
+
+
+def info(name: str) -> BackendInfo:
+    return next(b for b in REGISTRY if b.name == canonical_name(name))
 
 
 def canonical_name(name: str | None, source: str = "--backend") -> str:
@@ -36,16 +64,24 @@ def canonical_name(name: str | None, source: str = "--backend") -> str:
     return key
 
 
+def is_installed(name: str) -> bool:
+    """Whether the backend's frameworks can be imported — asked without importing them (find_spec)."""
+    return all(importlib.util.find_spec(m) is not None for m in info(name).frameworks)
+
+
+def installed_backends() -> tuple[str, ...]:
+    return tuple(b for b in BACKENDS if is_installed(b))
+
+
 def load_backend(name: str | None) -> ModuleType:
     """Import the selected backend module; BackendUnavailable (exit 2) with the install command if it cannot."""
-    key = canonical_name(name)
-    needs, module, label, install = _FRAMEWORKS[key]
-    importlib.import_module(module.rpartition(".")[0])  # the backend package sets framework env (TF log level) first
-    for dep in needs:
+    b = info(canonical_name(name))
+    importlib.import_module(b.package)  # the backend package sets framework env (TF log level) first
+    for dep in b.frameworks:
         try:
             importlib.import_module(dep)
         except ImportError as exc:
             raise BackendUnavailable(
-                "--backend", key,
-                f"{label} is not installed; install it with: {install}") from exc
-    return importlib.import_module(module)
+                "--backend", b.name,
+                f"{b.label} is not installed; install it with: {b.install}") from exc
+    return importlib.import_module(b.module)

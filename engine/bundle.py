@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.atomic import atomic_path, write_bytes
 from engine import config as _config
+from engine.backends import BACKENDS
 from engine.errors import InputError
 from engine.scaling import Scales
 from engine.weights import check_weights
@@ -187,8 +188,8 @@ def _parse_manifest(src: str, files: dict[str, bytes]) -> dict:
     for key, kind in (("backend", str), ("config", dict), ("scales", dict), ("history", list), ("files", dict)):
         if not isinstance(manifest.get(key), kind):
             raise InputError(src, f"{MANIFEST}: {key}", f"expected a {kind.__name__}")
-    if manifest["backend"] not in _config.BACKENDS:
-        raise InputError(src, f"{MANIFEST}: backend", f"expected one of {', '.join(_config.BACKENDS)}")
+    if manifest["backend"] not in BACKENDS:
+        raise InputError(src, f"{MANIFEST}: backend", f"expected one of {', '.join(BACKENDS)}")
     return manifest
 
 

@@ -10,23 +10,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.backends import BACKENDS, DEFAULT_BACKEND
 from engine.errors import ConfigError
 
 LOSSES = ("poisson", "mae")
 OBJECT_KINDS = ("lines", "grf", "dead_leaves")
 PROBE_KINDS = ("disk", "gaussian")
 SCAN_KINDS = ("raster", "random", "fermat")
-BACKENDS = ("tensorflow", "torch")
-DEFAULT_BACKEND = "tensorflow"
 
 
 def _check(cond: bool, name: str, expected: str) -> None:
     if not cond:
         raise ConfigError(name, expected)
-
-
-def _is_pow2(n: int) -> bool:
-    return n > 0 and (n & (n - 1)) == 0
 
 
 @dataclass(frozen=True)

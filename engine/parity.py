@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-BACKENDS = ("tensorflow", "torch")
+from engine.backends import BACKENDS
 LEVELS = (0, 1, 2, 3)
 
 # --------------------------------------------------------------------------------------------- tolerances

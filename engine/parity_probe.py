@@ -58,7 +58,6 @@ OPS: dict[str, tuple[str, ...]] = {
     "poisson_deviance": ("pred_counts", "counts"),
     "amplitude_mae": ("pred_counts", "counts"),
 }
-OPS_MODULES = {"tensorflow": "engine.tf.ops", "torch": "engine.torch.ops"}
 
 
 def _crandn(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -226,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     if ops_in:
         import importlib
 
-        from engine.backends import canonical_name
+        from engine.backends import canonical_name, info
 
-        module = importlib.import_module(OPS_MODULES[canonical_name(args[0])])
+        module = importlib.import_module(info(canonical_name(args[0])).ops_module)
         ops_out = {op: call_op(module, op, a) for op, a in ops_in.items()}
     write_outputs(Path(args[2]), {name: probe(backend, case) for name, case in cases.items()}, ops_out)
     return 0

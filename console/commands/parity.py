@@ -31,16 +31,18 @@ def parse_levels(text: str) -> tuple[int, ...]:
 def check_options(ds, test_ds, test: str, epochs: int, gridsize: int, seed: int, filters_scale: int,
                   levels: tuple[int, ...]) -> None:
     """Everything that can be bad input, before the run directory exists."""
-    import importlib.util
-
-    from engine.backends import INSTALL
+    from engine.backends import BACKENDS, info, installed_backends
     from engine.config import ModelConfig, RunConfig, TrainingConfig
     from engine.errors import BackendUnavailable, ConfigError, InputError
     from engine.pipeline import check_training_input
 
-    for name, modules in (("tensorflow", ("tensorflow", "keras")), ("torch", ("torch", "lightning"))):
-        if any(importlib.util.find_spec(m) is None for m in modules):  # find_spec does not import the framework
-            raise BackendUnavailable("--backend", name, f"parity needs both backends; install it with: {INSTALL[name]}")
+    present = installed_backends()  # asked without importing a framework
+    for name in BACKENDS:
+        if name not in present and (set(levels) - {0} or not present):
+            b = info(name)
+            why = "" if not present else "levels 1-3 compare both backends (--levels 0 checks one alone); "
+            raise BackendUnavailable("--backend", name, f"{why}{b.label} is not installed; install it with: "
+                                     f"{b.install}")
     options = {"n_filters_scale": "--filters-scale", "gridsize": "--gridsize", "epochs": "--epochs", "seed": "--seed"}
     try:
         model = ModelConfig(N=ds.N, n_filters_scale=filters_scale, gridsize=gridsize)
