@@ -225,7 +225,7 @@ def _toeplitz_generators(f: np.ndarray, offset: int, n: int, L: int) -> np.ndarr
     ``K[t, j] = g[(t - offset - j) mod L] = e[t + n - 1 - j]``; ``_shift_matrices`` cuts K out of ``e``.
     """
     u = (np.arange(L + n - 1) - offset - (n - 1)) % L
-    return _impulse_shift(f, L)[:, u].astype(np.float32)
+    return np.take(_impulse_shift(f, L), u, axis=-1).astype(np.float32, order="C")  # C order: fast slicing later
 
 
 def _shift_matrices(e: np.ndarray, n: int, L: int, transpose: bool = False) -> np.ndarray:
