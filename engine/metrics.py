@@ -259,6 +259,21 @@ def _square_crop(a: np.ndarray, side: int) -> np.ndarray:
     return a[y0:y0 + side, x0:x0 + side]
 
 
+def _radial_hann(side: int) -> np.ndarray:
+    """``skimage.filters.window("hann", (side, side))``: the symmetric 1-D Hann window of length ``side`` sampled,
+    by linear interpolation, at each pixel's distance from the centre (rounded to float32, as skimage passes it to
+    its warp; 0 beyond the window's end).
+
+    Written out because skimage's ``window`` imports scipy.signal (and with it scipy.stats) on first use, which
+    took longer than the rest of ``evaluate``; tests/test_metrics.py checks it equals skimage's to round-off.
+    """
+    n = np.arange(side)
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / (side - 1)) if side > 1 else np.ones(1)
+    g = n - (side / 2 - 0.5)
+    at = (np.sqrt(g[:, None] ** 2 + g[None, :] ** 2) + (side / 2 - 0.5)).astype(np.float32)  # skimage's coordinates
+    return np.interp(at.astype(np.float64), n, hann, left=0.0, right=0.0)
+
+
 def frc(a: np.ndarray, b: np.ndarray, window: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Fourier ring correlation of two images: (rings, curve), rings 0 … S/2 - 1 on the centred S×S square.
 
@@ -270,9 +285,7 @@ def frc(a: np.ndarray, b: np.ndarray, window: bool = True) -> tuple[np.ndarray, 
     a, b = _square_crop(a, side), _square_crop(b, side)
     a, b = a - a.mean(), b - b.mean()
     if window:
-        from skimage.filters import window as sk_window
-
-        hann = sk_window("hann", (side, side))
+        hann = _radial_hann(side)
         a, b = a * hann, b * hann
     A, B = np.fft.fftshift(np.fft.fft2(a)), np.fft.fftshift(np.fft.fft2(b))
     y, x = np.indices((side, side)) - side // 2

@@ -321,3 +321,11 @@ def test_evaluate_matches_previous_implementation(blur, noise):
                 continue
             tol = max(abs(m[part][key] - base) for m in moved if m[part][key] is not None)
             assert abs(new[part][key] - base) <= tol + 1e-9 * abs(base), (part, key, new[part][key], base, tol)
+
+
+def test_radial_hann_equals_skimage_window():
+    """The FRC window is skimage's radial Hann (docs/metrics.md), written out to skip a slow import."""
+    from skimage.filters import window
+
+    for side in (1, 2, 7, 64, 123, 146):
+        assert np.abs(mt._radial_hann(side) - window("hann", (side, side))).max() < 1e-12, side
