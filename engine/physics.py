@@ -241,8 +241,8 @@ def _stitch_windows(block: np.ndarray, wblock: np.ndarray, ey: np.ndarray, ex: n
 
     ``block`` (b, ny, nx) is the patches on the weight's support ``wblock`` (ny, nx). A periodic band-limited shift
     is separable and the shifted block is ``Ky · block · Kxᵀ`` with real (L × n) matrices (``_shift_matrices``):
-    two small batched matrix products, about 3× fewer operations than the padded 2-D FFTs it replaces and run
-    at BLAS speed; the same numbers to float32 round-off (tests/test_stitch.py).
+    two small batched matrix products: more multiply-adds than the padded 2-D FFTs they replace, but run at BLAS
+    speed (docs/performance.md); the same numbers to float32 round-off (tests/test_stitch.py).
     """
     b, ny, nx = block.shape
     z = np.empty((b, 3, ny, nx), np.float32)
@@ -284,7 +284,8 @@ def stitch(patches: np.ndarray, positions: np.ndarray, weight: np.ndarray, shape
                 y0, x0 = by - pad + L, bx - pad + L
                 acc[:, y0:y0 + L, x0:x0 + L] += win[k]
     acc = acc[:, L:L + H, L:L + W]
-    num, den = acc[0] + np.complex64(1j) * acc[1], acc[2]
+    num, den = acc[0].astype(np.complex64), acc[2]
+    num.imag = acc[1]
     ok = den > STITCH_MIN_WEIGHT * max(float(den.max()), 1e-30)
     obj = np.where(ok, num / np.where(ok, den, 1.0), 0).astype(np.complex64)
     return obj, np.where(ok, den, 0).astype(np.float32)
