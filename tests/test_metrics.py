@@ -235,7 +235,8 @@ def previous_refine_shift(ref, recon, origin, region, start):
 
 def previous_evaluate(recon_object, recon_origin, truth_object, positions, N, shift=None):
     """``evaluate`` as it was; ``shift`` (dy, dx), when given, replaces the registration (to measure how much
-    each metric moves when the registration is off by its precision)."""
+    each metric moves when the registration is off by its precision). The unchanged helpers are the engine's (the
+    FRC window's equality with skimage's is tested on its own)."""
     rec = np.asarray(recon_object).astype(np.complex128)
     truth = np.asarray(truth_object).astype(np.complex128)
     ox, oy = (int(round(float(v))) for v in recon_origin)
