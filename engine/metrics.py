@@ -7,6 +7,7 @@ only inside the scanned region (the bounding box of the probe centres). docs/met
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -75,24 +76,48 @@ def apply_shift(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
     return out if np.iscomplexobj(image) else out.real
 
 
+def _crop_shifter(recon: np.ndarray, origin: tuple[int, int], region: tuple[int, int, int, int]):
+    """``d -> _crop_recon(apply_shift(recon, *d), origin, region)``, computing only the cropped part.
+
+    The whole grid is shifted periodically (so no wrap reaches the region), but the multiplier is separable:
+    one 1-D inverse FFT along x of every row, keep the region's columns, one along y of those, keep its rows —
+    the spectrum is computed once. About 4x cheaper per shift than a 2-D exponential and a full inverse FFT.
+    """
+    import scipy.fft as sfft
+
+    y0, y1, x0, x1 = region
+    ox, oy = origin
+    rows, cols = slice(y0 - oy, y1 - oy), slice(x0 - ox, x1 - ox)
+    spec = sfft.fft2(recon)
+    ky = np.fft.fftfreq(recon.shape[0])
+    kx = np.fft.fftfreq(recon.shape[1])
+
+    def shifted(d) -> np.ndarray:
+        part = sfft.ifft(spec * np.exp(-2j * np.pi * kx * d[1]), axis=1)[:, cols]
+        return sfft.ifft(part * np.exp(-2j * np.pi * ky * d[0])[:, None], axis=0)[rows]
+
+    return shifted
+
+
 def refine_shift(ref: np.ndarray, recon: np.ndarray, origin: tuple[int, int], region: tuple[int, int, int, int],
                  start: tuple[float, float]) -> tuple[float, float]:
     """Polish a registration by minimising the residual left after offset/ramp/scale removal.
 
     Phase correlation of cropped, non-periodic, smooth images is biased by a few tenths of a pixel (the crop
     edges correlate at zero shift). Here the whole recon grid is Fourier-shifted and only the region compared,
-    so there is no edge; the search stays within ±1.5 px of ``start``.
+    so there is no edge; the search stays within ±1.5 px of ``start``. What does not change between the
+    ~100 evaluations (the recon's spectrum, the plane-fit design) is computed once.
     """
     from scipy.optimize import minimize
 
-    spec = np.fft.fft2(recon)
-    ky = np.fft.fftfreq(recon.shape[0])[:, None]
-    kx = np.fft.fftfreq(recon.shape[1])[None, :]
+    ref = np.asarray(ref, dtype=np.complex128)
+    shifted = _crop_shifter(np.asarray(recon, dtype=np.complex128), origin, region)
+    fitter = _PlaneFitter.build(ref.shape)
 
     def residual(d):
-        moved = np.fft.ifft2(spec * np.exp(-2j * np.pi * (ky * d[0] + kx * d[1])))
-        r = remove_phase_ramp(_crop_recon(moved, origin, region), ref)
-        s = float(np.real(np.vdot(r, ref)) / max(float(np.vdot(r, r).real), 1e-300))
+        r = fitter.remove_ramp(shifted(d), ref)
+        # sums rather than np.vdot: BLAS threads on arrays this small cost more than they save on shared cores
+        s = float(np.sum(np.conj(r) * ref).real / max(float(np.sum(np.abs(r) ** 2)), 1e-300))
         return float(np.mean(np.abs(ref - s * r) ** 2))
 
     x0 = np.asarray(start, dtype=np.float64)
@@ -108,24 +133,71 @@ def _as_complex(a: np.ndarray) -> np.ndarray:
     return a.astype(np.complex128) if np.iscomplexobj(a) else np.exp(1j * a.astype(np.float64))
 
 
+@dataclass(frozen=True)
+class _PlaneFitter:
+    """Least-squares phase plane ``c + gy·y + gx·x`` on one grid and mask (see ``fit_phase_plane``).
+
+    Built once per grid, so ``refine_shift`` can fit the same region ~100 times: the residual plane is solved
+    from the 3×3 normal equations in coordinates centred on the mask (well conditioned: the constant is
+    orthogonal to them), with numpy reductions rather than LAPACK/BLAS, whose threads cost more than they save on
+    arrays this small when the cores are shared. Planes are applied as outer products of 1-D exponentials.
+    """
+    shape: tuple[int, int]
+    mask: np.ndarray | None  # None: every pixel
+    basis: tuple[np.ndarray, np.ndarray, np.ndarray]  # mask, mask·(y - ȳ), mask·(x - x̄) as float (H, W)
+    centre: tuple[float, float]  # (ȳ, x̄) over the mask
+    gram_inv: np.ndarray  # (3, 3) inverse of the normal matrix of the centred basis
+
+    @classmethod
+    def build(cls, shape: tuple[int, int], mask: np.ndarray | None = None) -> "_PlaneFitter":
+        m = None if mask is None or np.all(mask) else np.asarray(mask, bool)
+        yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+        w = np.ones(shape) if m is None else m.astype(np.float64)
+        n = max(float(w.sum()), 1.0)
+        ybar, xbar = float((w * yy).sum()) / n, float((w * xx).sum()) / n
+        basis = (w, w * (yy - ybar), w * (xx - xbar))
+        gram = np.array([[float((u * v).sum()) for v in basis] for u in basis])
+        gram_inv = np.linalg.pinv(gram)  # pinv: a one-row or one-column grid has no gradient along it
+        return cls(tuple(shape), m, basis, (ybar, xbar), gram_inv)
+
+    def _ramp(self, c: float, gy: float, gx: float) -> np.ndarray:
+        """``exp(i·(c + gy·y + gx·x))`` on the grid, separably."""
+        ey = np.exp(1j * (c + gy * np.arange(self.shape[0])))
+        return ey[:, None] * np.exp(1j * gx * np.arange(self.shape[1]))[None, :]
+
+    def coefficients(self, z: np.ndarray) -> tuple[float, float, float]:
+        """(c, gy, gx) of the plane fitted to the phase of ``z``, without unwrapping (see ``fit_phase_plane``)."""
+        z = np.asarray(z, dtype=np.complex128)
+        zm = z if self.mask is None else np.where(self.mask, z, 0)
+        gy = float(np.angle(np.sum(zm[1:] * np.conj(zm[:-1])))) if z.shape[0] > 1 else 0.0
+        gx = float(np.angle(np.sum(zm[:, 1:] * np.conj(zm[:, :-1])))) if z.shape[1] > 1 else 0.0
+        back = np.conj(self._ramp(0.0, gy, gx))
+        c = float(np.angle(np.sum(zm * back)))
+        resid = np.angle(z * back * np.exp(-1j * c))
+        if self.mask is not None:
+            resid = np.where(self.mask, resid, 0.0)  # whatever lies outside the mask (even NaN) is not fitted
+        a, by, bx = self.gram_inv @ np.array([float((resid * u).sum()) for u in self.basis])
+        ybar, xbar = self.centre
+        return c + float(a - by * ybar - bx * xbar), gy + float(by), gx + float(bx)
+
+    def plane(self, z: np.ndarray) -> np.ndarray:
+        c, gy, gx = self.coefficients(z)
+        yy, xx = np.mgrid[: self.shape[0], : self.shape[1]].astype(np.float64)
+        return c + gy * yy + gx * xx
+
+    def remove_ramp(self, x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Complex ``x`` with the phase plane of ``ref·conj(x)`` removed (see ``remove_phase_ramp``)."""
+        return x * self._ramp(*self.coefficients(ref * np.conj(x)))
+
+
 def fit_phase_plane(z: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Least-squares plane c + gy·y + gx·x to the phase of ``z``, fitted without unwrapping.
 
     A first guess of the gradient comes from the phase of neighbour products (immune to wrapping), the offset
     from the phase of the de-ramped sum; the remaining small, unwrapped residual is fitted by least squares.
     """
-    z = np.asarray(z, dtype=np.complex128)
-    m = np.ones(z.shape, bool) if mask is None else np.asarray(mask, bool)
-    zm = np.where(m, z, 0)
-    gy = float(np.angle(np.sum(zm[1:] * np.conj(zm[:-1])))) if z.shape[0] > 1 else 0.0
-    gx = float(np.angle(np.sum(zm[:, 1:] * np.conj(zm[:, :-1])))) if z.shape[1] > 1 else 0.0
-    yy, xx = np.mgrid[: z.shape[0], : z.shape[1]].astype(np.float64)
-    plane = gy * yy + gx * xx
-    plane += float(np.angle(np.sum(zm * np.exp(-1j * plane))))
-    resid = np.angle(z * np.exp(-1j * plane))
-    A = np.stack([np.ones(m.sum()), yy[m], xx[m]], axis=1)
-    coef, *_ = np.linalg.lstsq(A, resid[m], rcond=None)
-    return plane + coef[0] + coef[1] * yy + coef[2] * xx
+    z = np.asarray(z)
+    return _PlaneFitter.build(z.shape, mask).plane(z)
 
 
 def remove_phase_ramp(phase_or_complex: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -136,7 +208,7 @@ def remove_phase_ramp(phase_or_complex: np.ndarray, ref: np.ndarray, mask: np.nd
     """
     x = np.asarray(phase_or_complex)
     zx, zr = _as_complex(x), _as_complex(ref)
-    corrected = zx * np.exp(1j * fit_phase_plane(zr * np.conj(zx), mask))
+    corrected = _PlaneFitter.build(zx.shape, mask).remove_ramp(zx, zr)
     return corrected if np.iscomplexobj(x) else np.angle(corrected)
 
 
@@ -187,6 +259,21 @@ def _square_crop(a: np.ndarray, side: int) -> np.ndarray:
     return a[y0:y0 + side, x0:x0 + side]
 
 
+def _radial_hann(side: int) -> np.ndarray:
+    """``skimage.filters.window("hann", (side, side))``: the symmetric 1-D Hann window of length ``side`` sampled,
+    by linear interpolation, at each pixel's distance from the centre (rounded to float32, as skimage passes it to
+    its warp; 0 beyond the window's end).
+
+    Written out because skimage's ``window`` imports scipy.signal (and with it scipy.stats) on first use, which
+    took longer than the rest of ``evaluate``; tests/test_metrics.py checks it equals skimage's to round-off.
+    """
+    n = np.arange(side)
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / (side - 1)) if side > 1 else np.ones(1)
+    g = n - (side / 2 - 0.5)
+    at = (np.sqrt(g[:, None] ** 2 + g[None, :] ** 2) + (side / 2 - 0.5)).astype(np.float32)  # skimage's coordinates
+    return np.interp(at.astype(np.float64), n, hann, left=0.0, right=0.0)
+
+
 def frc(a: np.ndarray, b: np.ndarray, window: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Fourier ring correlation of two images: (rings, curve), rings 0 … S/2 - 1 on the centred S×S square.
 
@@ -198,9 +285,7 @@ def frc(a: np.ndarray, b: np.ndarray, window: bool = True) -> tuple[np.ndarray, 
     a, b = _square_crop(a, side), _square_crop(b, side)
     a, b = a - a.mean(), b - b.mean()
     if window:
-        from skimage.filters import window as sk_window
-
-        hann = sk_window("hann", (side, side))
+        hann = _radial_hann(side)
         a, b = a * hann, b * hann
     A, B = np.fft.fftshift(np.fft.fft2(a)), np.fft.fftshift(np.fft.fft2(b))
     y, x = np.indices((side, side)) - side // 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft as sfft
+from numpy.lib.stride_tricks import sliding_window_view
 
 #: Relative weight below which a stitched pixel counts as not covered (the Fourier-shifted weight rings at ~1e-4).
 STITCH_MIN_WEIGHT = 1e-3
@@ -204,77 +205,87 @@ def stitch_weight(probe: np.ndarray, predicted: int, kind: str = "probe") -> np.
     return (mask * w / max(float(w.max()), 1e-30)).astype(np.float32)
 
 
-def _stitch_windows(patches: np.ndarray, frac: np.ndarray, w: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each weighted patch and the weight, zero-padded to L×L and Fourier-shifted by ``frac`` (b, 2) as (x, y),
-    periodic over the L×L window. Same result as ``fourier_shift`` of the padded arrays, computed faster:
+def _impulse_shift(f: np.ndarray, L: int) -> np.ndarray:
+    """(b, L) float64: a unit impulse at window index 0, shifted by ``f`` (b,) periodically over L.
 
-    - only the weight's non-zero support (e.g. the predicted N/2 centre) is transformed forward, by two 1-D
-      FFTs zero-padded to L; its offset in the window is folded into the shift ramp (an integer shift);
-    - the weight's spectrum is computed once; the shift ramp is Hermitian (``ramp_1d``), so the shifted weight
-      is real and one real inverse FFT (half the work) gives it.
+    The same band-limited shift as ``fourier_shift`` (``ramp_1d`` on the fftfreq grid, real Nyquist bin), so it is
+    real; ``f == 0`` gives the exact impulse (integer positions stay exact slices).
     """
-    N = w.shape[-1]
-    L = N + 2 * pad
-    rows, cols = np.nonzero(w.any(axis=1))[0], np.nonzero(w.any(axis=0))[0]
-    b = len(frac)
-    fx, fy = frac[:, 0], frac[:, 1]
-    if len(rows) == 0:
-        return np.zeros((b, L, L), np.complex64), np.zeros((b, L, L), np.float32)
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    spec = sfft.fft(patches[:, r0:r1, c0:c1] * w[r0:r1, c0:c1], n=L, axis=-1, workers=-1)
-    spec = sfft.fft(spec, n=L, axis=-2, workers=-1, overwrite_x=True)
-    k = np.fft.fftfreq(L)
-    ry = ramp_1d(k, fy + r0 + pad, np.complex64)
-    rx = ramp_1d(k, fx + c0 + pad, np.complex64)
-    spec *= ry[:, :, None]
-    spec *= rx[:, None, :]
-    wp = sfft.ifft2(spec, workers=-1, overwrite_x=True)
+    g = np.fft.ifft(ramp_1d(np.fft.fftfreq(L), f), axis=-1).real
+    still = np.asarray(f) == 0
+    g[still] = 0.0
+    g[still, 0] = 1.0
+    return g
 
-    h = L // 2 + 1
-    wspec = sfft.rfft2(np.pad(w, pad).astype(np.float64))
-    ry = ramp_1d(k, fy, np.complex64)
-    rx = ramp_1d(k[:h], fx, np.complex64)
-    dspec = wspec.astype(np.complex64)[None] * ry[:, :, None]
-    dspec *= rx[:, None, :]
-    ww = sfft.irfft2(dspec, s=(L, L), workers=-1, overwrite_x=True).astype(np.float32, copy=False)
-    return wp, ww
+
+def _toeplitz_generators(f: np.ndarray, offset: int, n: int, L: int) -> np.ndarray:
+    """(b, L + n - 1) float32 ``e`` with ``e[u] = g[(u - offset - n + 1) mod L]`` (g from ``_impulse_shift``).
+
+    The shift matrix of a block of n samples placed at ``offset`` in the L-window is Toeplitz:
+    ``K[t, j] = g[(t - offset - j) mod L] = e[t + n - 1 - j]``; ``_shift_matrices`` cuts K out of ``e``.
+    """
+    u = (np.arange(L + n - 1) - offset - (n - 1)) % L
+    return np.take(_impulse_shift(f, L), u, axis=-1).astype(np.float32, order="C")  # C order: fast slicing later
+
+
+def _shift_matrices(e: np.ndarray, n: int, L: int, transpose: bool = False) -> np.ndarray:
+    """Contiguous (b, L, n) shift matrices K (or (b, n, L) Kᵀ) from their generators ``e`` (b, L + n - 1)."""
+    if transpose:
+        return sliding_window_view(e, L, axis=-1)[:, ::-1, :].copy()
+    return sliding_window_view(e, n, axis=-1)[:, :, ::-1].copy()
+
+
+def _stitch_windows(block: np.ndarray, wblock: np.ndarray, ey: np.ndarray, ex: np.ndarray, L: int) -> np.ndarray:
+    """(b, 3, L, L) float32: real and imaginary part of each weighted patch, and the weight, each zero-padded to
+    the L×L window and shifted by its fractional position, periodic over the window.
+
+    ``block`` (b, ny, nx) is the patches on the weight's support ``wblock`` (ny, nx). A periodic band-limited shift
+    is separable and the shifted block is ``Ky · block · Kxᵀ`` with real (L × n) matrices (``_shift_matrices``):
+    two small batched matrix products: more multiply-adds than the padded 2-D FFTs they replace, but run at BLAS
+    speed (docs/performance.md); the same numbers to float32 round-off (tests/test_stitch.py).
+    """
+    b, ny, nx = block.shape
+    z = np.empty((b, 3, ny, nx), np.float32)
+    np.multiply(block.real, wblock, out=z[:, 0], casting="unsafe")
+    np.multiply(block.imag, wblock, out=z[:, 1], casting="unsafe")
+    z[:, 2] = wblock
+    rows = z.reshape(b, 3 * ny, nx) @ _shift_matrices(ex, nx, L, transpose=True)  # (b, 3·ny, L): x shifted
+    return _shift_matrices(ey, ny, L)[:, None] @ rows.reshape(b, 3, ny, L)  # (b, 3, L, L): y shifted
 
 
 def stitch(patches: np.ndarray, positions: np.ndarray, weight: np.ndarray, shape: tuple[int, int],
-           origin: tuple[int, int] = (0, 0), pad: int = 4, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+           origin: tuple[int, int] = (0, 0), pad: int = 4, chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Place weighted patches on the object grid and normalise by the summed weight.
 
     ``shape`` (H, W) of the output grid whose pixel (0, 0) is object pixel ``origin`` = (x0, y0). Integer parts
     of the positions are a slice; fractional parts a Fourier shift of the zero-padded, weighted patch (periodic
     over its (N + 2·pad)² window; see ``_stitch_windows``). Returns (object complex64, summed weight float32);
-    the object is 0 where the weight is below STITCH_MIN_WEIGHT·max.
+    the object is 0 where the weight is below STITCH_MIN_WEIGHT·max. ``chunk`` patches are shifted per batched
+    product (small enough that the batch stays in cache).
     """
     patches = np.asarray(patches)
     M, N, _ = patches.shape
     H, W = shape
     L = N + 2 * pad
-    num = np.zeros((H + 2 * L, W + 2 * L), dtype=np.complex64)  # margins absorb patches at the edge
-    den = np.zeros((H + 2 * L, W + 2 * L), dtype=np.float32)
+    acc = np.zeros((3, H + 2 * L, W + 2 * L), dtype=np.float32)  # real, imag, weight; margins absorb edge patches
     org = patch_origin(positions, N) - np.asarray(origin, dtype=np.float64)  # (x, y) in the output grid
     base = np.floor(org).astype(np.int64)
     frac = org - base
     w = np.asarray(weight, dtype=np.float32)
-    wpad = np.pad(w, pad)
-    for s in range(0, M, chunk):
-        sl = slice(s, s + chunk)
-        moving = np.any(frac[sl] != 0, axis=1)
-        wp = np.empty((len(moving), L, L), np.complex64)
-        ww = np.empty((len(moving), L, L), np.float32)
-        if np.any(moving):
-            wp[moving], ww[moving] = _stitch_windows(patches[sl][moving], frac[sl][moving], w, pad)
-        if not np.all(moving):
-            wp[~moving] = np.pad(patches[sl][~moving] * w, ((0, 0), (pad, pad), (pad, pad)))
-            ww[~moving] = wpad
-        for k, (bx, by) in enumerate(base[sl].tolist()):
-            y0, x0 = by - pad + L, bx - pad + L
-            num[y0:y0 + L, x0:x0 + L] += wp[k]
-            den[y0:y0 + L, x0:x0 + L] += ww[k]
-    num, den = num[L:L + H, L:L + W], den[L:L + H, L:L + W]
+    rows, cols = np.nonzero(w.any(axis=1))[0], np.nonzero(w.any(axis=0))[0]
+    if M and len(rows):  # only the weight's support is shifted; its offset in the window is in the generators
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        ey = _toeplitz_generators(frac[:, 1], r0 + pad, r1 - r0, L)
+        ex = _toeplitz_generators(frac[:, 0], c0 + pad, c1 - c0, L)
+        for s in range(0, M, chunk):
+            win = _stitch_windows(patches[s:s + chunk, r0:r1, c0:c1], w[r0:r1, c0:c1], ey[s:s + chunk],
+                                  ex[s:s + chunk], L)
+            for k, (bx, by) in enumerate(base[s:s + chunk].tolist()):
+                y0, x0 = by - pad + L, bx - pad + L
+                acc[:, y0:y0 + L, x0:x0 + L] += win[k]
+    acc = acc[:, L:L + H, L:L + W]
+    num, den = acc[0].astype(np.complex64), acc[2]
+    num.imag = acc[1]
     ok = den > STITCH_MIN_WEIGHT * max(float(den.max()), 1e-30)
     obj = np.where(ok, num / np.where(ok, den, 1.0), 0).astype(np.complex64)
     return obj, np.where(ok, den, 0).astype(np.float32)
