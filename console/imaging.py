@@ -107,28 +107,40 @@ def crop(a: np.ndarray | None, region: tuple[int, int, int, int] | None) -> np.n
     return a
 
 
-def scatter_image(positions: np.ndarray, max_size: int = 64) -> np.ndarray:
-    """Scan positions as an image ([y, x], equal axes) with one cell per distinct coordinate step.
+def raster_pitch(xy: np.ndarray) -> float | None:
+    """The pitch of the grid the positions lie on (a raster jittered by a fraction of a step), or None.
 
-    Why not a fixed-size histogram: rounding a 14 × 14 raster onto 64 cells spaces the dots 4 or 5 cells apart,
-    and the picture looks like an irregular scatter. Here the grid pitch is the scan's own smallest step (so a
-    raster stays a raster), with an empty cell between neighbours so dots stay apart when the image is scaled.
+    The median nearest-neighbour distance (engine.dataset.scan_step) underestimates a jittered raster's pitch, and
+    a few percent off is a whole row over 14 rows. So candidates around it are tried and the largest one that puts
+    every position within a fifth of a step of a grid node wins; a scan that is not a raster (a spiral) has none.
+    """
+    from engine.dataset import scan_step
+
+    step = scan_step(xy)
+    if not step:
+        return None
+    rel = xy - xy.min(axis=0)
+    candidates = np.linspace(0.8 * step, 1.6 * step, 161)
+    off = np.abs(rel[None] / candidates[:, None, None] - np.round(rel[None] / candidates[:, None, None]))
+    fits = candidates[off.max(axis=(1, 2)) < 0.2]
+    return float(fits.max()) if fits.size else None
+
+
+def scatter_image(positions: np.ndarray, max_size: int = 64) -> np.ndarray:
+    """Scan positions as an image ([y, x], equal axes), with one cell per scan step when they form a raster.
+
+    Why not a fixed-size histogram: rounding a 14 × 14 raster (jittered by a fraction of a pixel, as real stages
+    are) onto 64 cells spaces the dots 4 or 5 cells apart, and the picture looks like an irregular scatter. On the
+    raster's own pitch (``raster_pitch``) a raster stays a raster; an empty cell between neighbours keeps the dots
+    apart when the image is scaled. Other scans fall back to a max_size/2 grid.
     """
     xy = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
     lo = xy.min(axis=0)
     span = float(np.max(xy.max(axis=0) - lo))
     if span <= 0:
         return np.ones((1, 1))
-    steps = []
-    for axis in (0, 1):
-        u = np.unique(np.round(xy[:, axis], 3))
-        d = np.diff(u)
-        d = d[d > span * 1e-3]
-        if d.size:
-            steps.append(float(d.min()))
-    step = max(min(steps) if steps else span, span / (max_size // 2))  # never more than max_size cells
-    cells = int(round(span / step))
-    size = 2 * cells + 1
+    step = max(raster_pitch(xy) or span / (max_size // 2), span / (max_size // 2))  # never more than max_size cells
+    size = 2 * int(round(span / step)) + 1
     idx = np.clip(np.round((xy - lo) / step).astype(int) * 2, 0, size - 1)
     img = np.zeros((size, size))
     np.add.at(img, (idx[:, 1], idx[:, 0]), 1.0)

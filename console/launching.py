@@ -90,13 +90,12 @@ class Problem:
 
 def train_request(backend: str, data: str, test: str, values: dict[str, str]) -> JobRequest | Problem:
     """``train`` (with ``--test`` when a held-out scan is given) or, for backend "both", a ``parity`` run."""
-    for fid, msg in (("data", check_scan(data)), ("test", check_scan(test, optional=True))):
-        if msg:
-            return Problem(fid, msg)
-    for f in TRAIN_FIELDS:
-        msg = f.check(values.get(f.id, ""))
-        if msg:
-            return Problem(f.id, f"{f.label}: {msg}")
+    problems = [(fid, f"{what}: {msg}") for fid, what, msg in (("data", "training scan", check_scan(data)),
+                                                               ("test", "held-out scan", check_scan(test, optional=True)))
+                if msg]
+    problems += [(f.id, f"{f.label}: {msg}") for f in TRAIN_FIELDS if (msg := f.check(values.get(f.id, "")))]
+    if problems:  # all of them at once: fixing one at a time is tedious
+        return Problem(problems[0][0], "; ".join(m for _, m in problems))
     data, test = data.strip(), test.strip()
     epochs = values.get("epochs", "").strip()
     if backend == "both":
@@ -119,7 +118,7 @@ def reconstruct_request(method: str, scan: str, bundle: str | None, backend: str
     """``reconstruct SCAN --method M [--bundle B] [--epochs N] --backend B`` (docs/protocol.md)."""
     msg = check_scan(scan)
     if msg:
-        return Problem("scan", msg)
+        return Problem("scan", f"scan: {msg}")
     if method in ("pinn", "hybrid") and not bundle:
         return Problem("bundle", f"the {method} method needs a bundle: pick one in the list")
     msg = REFINE_EPOCHS.check(epochs)

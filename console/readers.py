@@ -419,7 +419,7 @@ def failure_context(run_dir: str | Path, tail_bytes: int = 1 << 16) -> tuple[str
         return ()
     lines = data.split(b"\n")[1 if len(data) >= tail_bytes else 0:]  # the first may be cut
     view = reduce_batch(RunView("tail"), [parse_line(ln.decode("utf-8", "replace")) for ln in lines if ln.strip()])
-    return view.traceback_tail[-2:] or view.last_output[-2:]
+    return tuple(ln.strip() for ln in (view.traceback_tail[-2:] or view.last_output[-2:]))
 
 
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -182,8 +182,8 @@ class RunView:
 
     @property
     def epoch_fraction(self) -> float | None:
-        """Share of the epoch in flight (None outside the epoch loop)."""
-        if not self._in_epochs:
+        """Share of the epoch in flight (None outside the epoch loop, or once the last epoch is done)."""
+        if not self._in_epochs or self.epoch >= self.epochs:
             return None
         per = self._per_epoch
         if per:

@@ -163,12 +163,13 @@ def write_preview(run_dir: Path, epoch: int, quality: float) -> str:
 
 
 def training_stream(epochs_done: int, epochs: int = 8, finish: str | None = None, run_dir: str = "",
-                    previews_every: int = 0, run_id: str = RUN_ID, batches: int = 16) -> list[dict]:
+                    previews_every: int = 0, run_id: str = RUN_ID, batches: int = 16,
+                    backend: str = "tensorflow") -> list[dict]:
     """A training run as the engine streams it: stages, progress counted over all epochs (unit batch), epochs
     with losses and the engine's groups/s, a warning; with ``previews_every`` held-out metrics and preview
     artifacts (files written under ``run_dir``)."""
     e_ = lambda type_, seq, t, **kw: ev(type_, seq, t, run_id=run_id, **kw)  # noqa: E731
-    out = [e_("run_started", 1, 0.0, kind="train", backend="tensorflow", run_dir=run_dir, pid=4242),
+    out = [e_("run_started", 1, 0.0, kind="train", backend=backend, run_dir=run_dir, pid=4242),
            e_("stage", 2, 0.1, stage="loading"), e_("stage", 3, 0.8, stage="grouping"),
            e_("warning", 4, 0.9, message="12 groups dropped: fewer than 4 neighbours"),
            e_("stage", 5, 1.0, stage="training")]

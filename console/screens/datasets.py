@@ -94,7 +94,7 @@ class DatasetsScreen(Screen):
         probe = None if info.probe is None else np.abs(info.probe)
         self._image("ds-probe", probe, None if probe is None else imaging.amplitude_scale(probe))
         pos = None if info.positions is None or not len(info.positions) else imaging.scatter_image(info.positions)
-        self._image("ds-positions", pos, None if pos is None else Scale(0.0, float(pos.max()) or 1.0, "gray", "per cell"),
+        self._image("ds-positions", pos, None if pos is None else Scale(0.0, float(pos.max()) or 1.0, "gray"),
                     title=f"scan positions ({len(info.positions)})" if pos is not None else None)
         obj = info.object
         amp = None if obj is None else imaging.amplitude(obj, np.ones(obj.shape, bool))

@@ -14,7 +14,7 @@ from console.readers import RunRecord, failure_context, list_runs
 from console.screens.run import status_text
 from console.state import fmt_duration
 
-WIDE_COLUMNS = ("run", "kind", "status", "backend", "dataset", "started", "duration", "key metric / error")
+WIDE_COLUMNS = ("run", "kind", "status", "backend", "started", "duration", "key metric / error")  # dataset: below
 NARROW_COLUMNS = ("run", "status", "backend", "key metric / error")
 
 
@@ -87,7 +87,7 @@ class HistoryScreen(Screen):
         for r in self.records:
             cells = {"run": r.run_id, "kind": r.kind, "status": status_text(r.status), "backend": r.backend,
                      "dataset": r.dataset or "–", "started": age(r.created, now), "duration": fmt_duration(r.duration),
-                     "key metric / error": outcome(r, 30 if self.app.narrow else 48)}
+                     "key metric / error": outcome(r, 28)}
             table.add_row(*(cells[c] for c in self._columns), key=r.run_dir)
         if self.records and cursor is not None:
             table.move_cursor(row=min(cursor, len(self.records) - 1))

@@ -41,7 +41,7 @@ class LaunchScreen(Screen):
     LaunchScreen TabbedContent { height: auto; }
     LaunchScreen TabPane { padding: 0 1; height: auto; }
     LaunchScreen .row { height: 1; margin-bottom: 1; }
-    LaunchScreen.-short .row { margin-bottom: 0; }
+    LaunchScreen.-short .row, LaunchScreen .row.tight { margin-bottom: 0; }
     LaunchScreen .row Label { width: 15; color: $text-muted; }
     LaunchScreen .row Input { width: 1fr; }
     LaunchScreen .param { width: auto; height: 1; margin-right: 2; }
@@ -86,7 +86,7 @@ class LaunchScreen(Screen):
                 with Horizontal(classes="buttons"):
                     yield Button("Train (ctrl+t)", id="btn-train", variant="primary", compact=True)
             with TabPane("Reconstruct (ctrl+o)", id="tab-reconstruct"):
-                with Horizontal(classes="row"):
+                with Horizontal(classes="row tight"):
                     yield Label("method")
                     with RadioSet(id="launch-method", compact=True):
                         for i, (mid, label) in enumerate(METHODS):
@@ -223,7 +223,7 @@ class LaunchScreen(Screen):
     def _start(self, request) -> None:
         status = self.query_one("#launch-status", Static)
         if isinstance(request, Problem):
-            status.update(f"[red]✘ {request.message}[/]")
+            status.update("[red]not started: fix what the red line above says[/]")
             found = self.query(f"#in-{request.field}")
             widget = found.first() if found else self.query_one("#bundles")
             pane = next((a for a in widget.ancestors if isinstance(a, TabPane)), None)

@@ -75,9 +75,11 @@ def failure_text(view: RunView) -> Text | None:
 
 
 class RunScreen(Screen):
-    BINDINGS = [Binding("c", "cancel", "Cancel"), Binding("n", "app.next_run", "Next")]
+    BINDINGS = [Binding("c", "cancel", "Cancel"), Binding("n", "next_run", "Next")]
     DEFAULT_CSS = """
-    RunScreen #run-list { width: 34; border: round $primary; }
+    RunScreen #run-list { width: 28; border: round $primary; }
+    RunScreen.-empty #run-bars, RunScreen.-empty #run-rate, RunScreen.-empty #run-middle,
+    RunScreen.-empty LogTail { display: none; }
     RunScreen.-narrow #run-list { display: none; }
     RunScreen #run-main { width: 1fr; }
     RunScreen #run-header { height: auto; padding: 0 1; }
@@ -93,7 +95,6 @@ class RunScreen(Screen):
     RunScreen.-short #run-middle { min-height: 6; }
     RunScreen #run-preview { width: 1fr; display: none; }
     RunScreen #run-preview.shown { display: block; }
-    RunScreen.-wide #run-preview { width: 2fr; }
     RunScreen LossPlot { width: 1fr; }
     RunScreen #run-preview ImageView { min-height: 4; }
     RunScreen #run-preview-title { height: 1; padding: 0 1; color: $primary; text-style: bold; }
@@ -141,6 +142,21 @@ class RunScreen(Screen):
     def on_runs_changed(self, message) -> None:
         self.render_runs()
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Cancel is offered only while the followed run is alive (a child, or a run started elsewhere)."""
+        if action == "cancel":
+            view = self.app.views.get(self.app.current_run) if self.app.current_run else None
+            return view is not None and view.live
+        if action == "next_run":
+            return len(self.app.views) > 1
+        return True
+
+    def action_next_run(self) -> None:
+        keys = list(self.app.views)
+        if keys:
+            i = keys.index(self.app.current_run) if self.app.current_run in keys else -1
+            self.post_message(SelectRun(keys[(i + 1) % len(keys)]))
+
     def action_cancel(self) -> None:
         self.post_message(CancelRun(self.app.current_run))
 
@@ -154,6 +170,7 @@ class RunScreen(Screen):
         options = [Option(Text.assemble(status_text(v.status), " ", v.label or k), id=k) for k, v in app.views.items()]
         runs.clear_options()
         runs.add_options(options)
+        self.set_class(app.current_run not in app.views, "-empty")
         if app.current_run in app.views:
             runs.highlighted = list(app.views).index(app.current_run)
             self.render_view(app.views[app.current_run], list(app.views).index(app.current_run), len(app.views))
@@ -193,6 +210,7 @@ class RunScreen(Screen):
         self._render_losses(view)
         self._render_preview(view)
         self.query_one(LogTail).show(view.logs)
+        self.refresh_bindings()
 
     def _render_losses(self, view: RunView) -> None:
         series = {}

@@ -103,8 +103,10 @@ class LossPlot(PlotWidget):
         if np.isfinite(lo):
             pad = max(0.05, 0.08 * (hi - lo))
             self.set_ylimits(lo - pad, hi + pad)
-        else:
+            self.set_yticks(None)
+        else:  # no loss yet: no made-up scale
             self.set_ylimits(0, 1)
+            self.set_yticks([])
         # the legend lives in the border title: a legend box would cover a third of a small plot
         names = " ".join(f"[{SERIES_STYLES.get(k.split()[0], 'white')}]━ {k}[/]" for k in shown)
         self.border_title = "loss (log) vs epoch" + (f", {unit}" if unit else "") + (f" {names}" if names else "")
