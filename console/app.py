@@ -7,6 +7,7 @@ started elsewhere, tailed from their events.jsonl). Screens only render and post
 """
 from __future__ import annotations
 
+import os
 import signal
 import time
 from dataclasses import replace
@@ -100,8 +101,13 @@ class PinnacleApp(App):
                           ("results", ResultsScreen), ("parity", ParityScreen), ("history", HistoryScreen)):
             self.install_screen(cls(), name)
         self.push_screen("datasets")
+        self.set_interval(self.watch_interval or WATCH_S, self.poll)
+
+    def poll(self) -> None:
+        """Once a second: live runs that appeared in the store, and the training runs inside parity runs."""
         if self.watch_interval:
-            self.set_interval(self.watch_interval, self.watch_store)
+            self.watch_store()
+        self.watch_parity_runs()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """The key of the screen already shown is left out of the footer (an 80-column footer has no room)."""
@@ -136,7 +142,9 @@ class PinnacleApp(App):
         self.action_show(message.name)
 
     def on_dataset_chosen(self, message: DatasetChosen) -> None:
-        self.selected_dataset = message.path
+        """Kept relative to the working directory when it lies under it: shorter in fields and command lines."""
+        rel = os.path.relpath(message.path)
+        self.selected_dataset = message.path if rel.startswith("..") else rel
 
     async def on_start_job(self, message: StartJob) -> None:
         await self.launch(message.request)
@@ -167,12 +175,12 @@ class PinnacleApp(App):
         was_finished = view.finished
         view = reduce_batch(view, events)
         self.views[key] = view
-        if view.finished and not was_finished and view.run_dir and view.source != STORED:
+        if view.finished and not was_finished and view.run_dir and view.source != STORED and not view.parent:
             if view.source == CHILD or key == self.current_run:
                 self.results_dir = view.run_dir
             self.notify(f"{view.label or view.run_id}: {view.status}" +
                         (f" — {view.cause}" if view.cause else " — results on s"),
-                        severity="error" if view.cause else "information")
+                        severity="error" if view.cause else "information", timeout=3)
         self._changed(key)
 
     def add_run(self, key: str, label: str, kind: str = "train", backend: str = "", *, held_out: bool = False,
@@ -215,6 +223,8 @@ class PinnacleApp(App):
             self.follow(key, run_dir)
         else:
             self.ingest(key, replay(run_dir))
+        if rec.kind == "parity":
+            self.watch_parity_runs()
         return key
 
     def _add_record_view(self, key: str, rec: RunRecord, source: str) -> None:
@@ -246,11 +256,41 @@ class PinnacleApp(App):
             current = self.views.get(self.current_run) if self.current_run else None
             if current is None or current.finished:
                 self.current_run = key
-            self.notify(f"following {rec.run_id}, started outside the console (r)")
+            self.notify(f"following {rec.run_id}, started elsewhere (r)", timeout=3)
             self._changed(key)
 
+    def watch_parity_runs(self) -> None:
+        """A parity run trains both backends as runs of its own store (RUN_DIR/runs); their events.jsonl carry the
+        epoch losses the parity stream only logs. Follow (or replay) them as hidden views of the parity run."""
+        for key, view in list(self.views.items()):
+            if view.kind != "parity" or view.parent or not view.run_dir:
+                continue
+            nested = Path(view.run_dir) / "runs"
+            try:
+                dirs = sorted(p for p in nested.iterdir() if p.is_dir() and p.name.endswith("-train"))
+            except OSError:
+                continue
+            for run_dir in dirs:
+                sub = f"{key}/{run_dir.name}"
+                if sub in self.views:
+                    continue
+                rec = read_run(run_dir)
+                if rec is None:
+                    continue
+                self.views[sub] = RunView(sub, label=f"{rec.kind} {rec.backend}", kind=rec.kind, backend=rec.backend,
+                                          source=OUTSIDE if rec.live else STORED, run_dir=str(run_dir),
+                                          run_id=rec.run_id, epochs=rec.planned_epochs or 0, parent=key)
+                if rec.live:
+                    self.follow(sub, str(run_dir))
+                else:
+                    self.ingest(sub, replay(run_dir))
+
+    def run_keys(self) -> list[str]:
+        """The runs the Run screen lists (a parity run's own trainings are shown inside it)."""
+        return [k for k, v in self.views.items() if not v.parent]
+
     def action_next_run(self) -> None:
-        keys = list(self.views)
+        keys = self.run_keys()
         if keys:
             i = keys.index(self.current_run) if self.current_run in keys else -1
             self.select_run(keys[(i + 1) % len(keys)])
@@ -289,7 +329,7 @@ class PinnacleApp(App):
             self.notify(f"{view.run_id}: its writer is gone; nothing to cancel", severity="warning")
             return
         self.views[key] = replace(view, cancel_requested=True)
-        self.notify(f"cancelling {view.label or view.key}")
+        self.notify(f"cancelling {view.label or view.key}", timeout=3)
         self._changed(key)
 
     async def action_quit(self) -> None:

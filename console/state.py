@@ -68,6 +68,7 @@ class RunView:
     kind: str = "train"  # train | infer | reconstruct | parity | selftest
     backend: str = ""
     source: str = CHILD
+    parent: str = ""  # a parity run's own training runs belong to it (shown in its loss plot, not in the list)
     run_id: str = ""
     run_dir: str = ""
     pid: int | None = None

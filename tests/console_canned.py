@@ -116,7 +116,16 @@ def _check(name, level, subject, value, tol, passed=True, backend="", detail="")
 
 def make_parity_run(root: Path, run_id: str = "20260101-120000-beef-parity", fail=False) -> Path:
     """A parity run in the layout engine/parity_report.py writes (format 1)."""
-    d = make_run(root, run_id, kind="parity", backend="both", minutes_ago=3, duration=140.0, recon=False)
+    d = make_run(root, run_id, kind="parity", backend="both", minutes_ago=3, duration=140.0, recon=False,
+                 events=[ev("run_started", 1, 0.0, run_id=run_id, kind="parity", backend=None, run_dir="", pid=77),
+                         ev("stage", 2, 0.1, run_id=run_id, stage="training"),
+                         ev("log", 3, 30.0, run_id=run_id, level="info", message="training tensorflow 8/8: train loss 0.35"),
+                         ev("run_finished", 4, 140.0, run_id=run_id, status="failed" if fail else "ok",
+                            exit_code=3 if fail else 0)])
+    for i, backend in enumerate(("tensorflow", "torch")):  # its two trainings, in its own run store
+        sub = f"20260101-1200{10 + i}0-{i:04d}-train"
+        make_run(d / "runs", sub, backend=backend, minutes_ago=3, recon=False, bundle=True,
+                 events=training_stream(8, finish="ok", run_id=sub, backend=backend, loss_scale=1.0 + 0.1 * i))
     write_recon(d / "runs" / "20260101-120030-0001-infer" / "recon.npz", _recon(0))
     write_recon(d / "runs" / "20260101-120100-0002-infer" / "recon.npz", _recon(1) if fail else _recon(0) * np.exp(0.01j))
     checks = [_check(f"{op} ({b} vs numpy oracle)", 0, op, 3.1e-7 if op != "merge_group" else 1.3e-6, 1e-5, backend=b)
@@ -164,7 +173,7 @@ def write_preview(run_dir: Path, epoch: int, quality: float) -> str:
 
 def training_stream(epochs_done: int, epochs: int = 8, finish: str | None = None, run_dir: str = "",
                     previews_every: int = 0, run_id: str = RUN_ID, batches: int = 16,
-                    backend: str = "tensorflow") -> list[dict]:
+                    backend: str = "tensorflow", loss_scale: float = 1.0) -> list[dict]:
     """A training run as the engine streams it: stages, progress counted over all epochs (unit batch), epochs
     with losses and the engine's groups/s, a warning; with ``previews_every`` held-out metrics and preview
     artifacts (files written under ``run_dir``)."""
@@ -181,7 +190,8 @@ def training_stream(epochs_done: int, epochs: int = 8, finish: str | None = None
                           unit="batch", stage="training"))
             seq += 1
         t += 7.5
-        out.append(e_("epoch", seq, t, epoch=e, epochs=epochs, train_loss=2.0 / e + 0.1, val_loss=2.2 / e + 0.15,
+        out.append(e_("epoch", seq, t, epoch=e, epochs=epochs, train_loss=loss_scale * (2.0 / e + 0.1),
+                      val_loss=loss_scale * (2.2 / e + 0.15),
                       lr=1e-3, seconds=7.5, samples_per_s=38.4))
         seq += 1
         if previews_every and (e % previews_every == 0 or e == epochs):

@@ -136,7 +136,7 @@ async def test_outside_run_is_followed_live_and_cancelled(tmp_path):
             view = app.views[key]
             assert view.pid == proc.pid and view.status == "running" and len(view.train_loss) >= 2
             await pilot.pause()
-            assert "started outside the console" in header(app) and f"pid {proc.pid}" in header(app)
+            assert "started elsewhere" in header(app) and f"pid {proc.pid}" in header(app)
             await pilot.press("c")
             assert await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("y")

@@ -210,6 +210,15 @@ async def test_run_history_of_a_stored_failed_run(snap, world):
     await snap(app_for(), setup)
 
 
+async def test_run_parity_losses_of_both_trainings(snap, world):
+    """A parity run's loss plot: the epoch losses of its two trainings (its own run store), not an empty panel."""
+    async def setup(app, pilot):
+        key = app.open_run("runs/20260101-120000-beef-parity")
+        app.select_run(key)
+        app.action_show("run")
+    await snap(app_for(), setup)
+
+
 async def test_confirm_cancel(snap, world):
     async def setup(app, pilot):
         await run_setup(("train tensorflow train.npz", training_stream(3)))(app, pilot)

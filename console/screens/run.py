@@ -24,7 +24,7 @@ from console.widgets.loss_plot import LossPlot
 
 ICONS = {RUNNING: ("●", "green"), OK: ("✔", "green"), FAILED: ("✘", "red"), CANCELLED: ("■", "yellow"),
          INTERRUPTED: ("✘", "magenta")}
-SOURCES = {OUTSIDE: "started outside the console", STORED: "from the run store"}
+SOURCES = {OUTSIDE: "started elsewhere", STORED: "from the run store"}
 
 
 def status_text(status: str) -> Text:
@@ -46,12 +46,15 @@ def stage_line(view: RunView) -> Text:
 
 
 def rate_line(view: RunView) -> str:
+    """Epochs done, throughput in named units, ETA, time — each only where the run has such a thing."""
     parts = []
-    if view.epochs:
+    looping = view.stage in ("training", "refining")
+    if view.epochs and (view.epoch or looping):
         label = "refinement epochs" if view.stage == "refining" else "epochs"
         parts.append(f"{view.epoch}/{view.epochs} {label}")
     value, unit = view.rate
-    parts.append(f"{value:,.1f} {unit}" if value is not None else f"– {unit}")
+    if value is not None or looping or view.stage == "inference":
+        parts.append(f"{value:,.1f} {unit}" if value is not None else f"– {unit}")
     if view.finished:
         parts.append(f"ran {fmt_duration(view.t)}")
     else:
@@ -85,7 +88,8 @@ class RunScreen(Screen):
     RunScreen #run-header { height: auto; padding: 0 1; }
     RunScreen #run-bars { height: 1; margin: 0 1; }
     RunScreen #run-bars Static { width: auto; margin-right: 1; }
-    RunScreen #run-bars ProgressBar { width: 1fr; margin-right: 2; }
+    RunScreen #run-bars #run-epoch-label { margin-left: 2; }
+    RunScreen #run-bars ProgressBar { width: 1fr; }
     RunScreen #run-bars Bar { width: 1fr; }
     RunScreen #run-rate { height: 1; margin: 0 1; }
     RunScreen #run-failure { height: auto; max-height: 5; border: round $error; padding: 0 1; display: none; }
@@ -148,11 +152,11 @@ class RunScreen(Screen):
             view = self.app.views.get(self.app.current_run) if self.app.current_run else None
             return view is not None and view.live
         if action == "next_run":
-            return len(self.app.views) > 1
+            return len(self.app.run_keys()) > 1
         return True
 
     def action_next_run(self) -> None:
-        keys = list(self.app.views)
+        keys = self.app.run_keys()
         if keys:
             i = keys.index(self.app.current_run) if self.app.current_run in keys else -1
             self.post_message(SelectRun(keys[(i + 1) % len(keys)]))
@@ -167,13 +171,15 @@ class RunScreen(Screen):
     def render_runs(self) -> None:
         app = self.app
         runs = self.query_one("#run-list", OptionList)
-        options = [Option(Text.assemble(status_text(v.status), " ", v.label or k), id=k) for k, v in app.views.items()]
+        keys = app.run_keys()
+        options = [Option(Text.assemble(status_text(app.views[k].status), " ", app.views[k].label or k), id=k)
+                   for k in keys]
         runs.clear_options()
         runs.add_options(options)
-        self.set_class(app.current_run not in app.views, "-empty")
-        if app.current_run in app.views:
-            runs.highlighted = list(app.views).index(app.current_run)
-            self.render_view(app.views[app.current_run], list(app.views).index(app.current_run), len(app.views))
+        self.set_class(app.current_run not in keys, "-empty")
+        if app.current_run in keys:
+            runs.highlighted = keys.index(app.current_run)
+            self.render_view(app.views[app.current_run], keys.index(app.current_run), len(keys))
 
     def render_view(self, view: RunView, index: int = 0, count: int = 1) -> None:
         head = Text.assemble((view.label or view.key, "bold"), "  ", status_text(view.status))
@@ -187,11 +193,11 @@ class RunScreen(Screen):
             head.append(f"  ⚠ {view.warnings} warning(s)", style="bold yellow")
         head.append("\n")
         head.append(view.run_id or "(no run id yet)", style="dim")
-        if count > 1:
-            head.append(f"  run {index + 1}/{count} (n: next)", style="dim")
         if view.source in SOURCES:
-            head.append(f"  {SOURCES[view.source]}" + (f", pid {view.pid}" if view.pid and view.source == OUTSIDE else ""),
+            head.append(f" · {SOURCES[view.source]}" + (f", pid {view.pid}" if view.pid and view.source == OUTSIDE else ""),
                         style="italic")
+        if count > 1:
+            head.append(f" · run {index + 1}/{count}", style="dim")
         head.append("\n")
         head.append_text(stage_line(view))
         self.query_one("#run-header", Static).update(head)
@@ -220,6 +226,12 @@ class RunScreen(Screen):
             series["val"] = (view.val_epochs, view.val_loss)
         if view.refine_loss:
             series["refine"] = (tuple(e for e, _ in view.refine_loss), tuple(v for _, v in view.refine_loss))
+        for sub in self.app.views.values():  # a parity run: the losses of its two trainings
+            if sub.parent == view.key and sub.train_loss:
+                short = {"tensorflow": "TF", "torch": "PyTorch"}.get(sub.backend, sub.backend)
+                series[f"{short} train"] = (sub.loss_epochs, sub.train_loss)
+                if sub.val_loss:
+                    series[f"{short} val"] = (sub.val_epochs, sub.val_loss)
         unit = "refinement: Poisson deviance per pixel" if view.refine_loss and not view.train_loss else ""
         self.query_one(LossPlot).show_losses(series, view.epochs, unit)
 

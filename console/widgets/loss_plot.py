@@ -15,12 +15,28 @@ import numpy as np
 from textual_plot import HiResMode, PlotWidget
 from textual_plot.axis_formatter import AxisFormatter, NumericAxisFormatter
 
-SERIES_STYLES = {"train": "bold #4fc3f7", "val": "bold #ffb74d", "refine": "bold #ce93d8"}
+SERIES_STYLES = {"train": "bold #4fc3f7", "val": "bold #ffb74d", "refine": "bold #ce93d8",
+                 "TF train": "bold #4fc3f7", "TF val": "bold #81d4fa", "PyTorch train": "bold #ff8a65",
+                 "PyTorch val": "bold #ffcc80"}
 _MANTISSAS = ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), tuple(range(1, 10)))
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.3g}" if 1e-3 <= abs(value) < 1e5 else f"{value:.0e}"
+    """Short tick labels: 0.05, 1.5, 20, 3k, 50k, 2M (a Poisson NLL is in the tens of thousands)."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}" if abs(value) >= 1e-3 else f"{value:.0e}"
+
+
+def epoch_ticks(last: int, room: int) -> list[float]:
+    """Whole epochs only, every 1, 2, 5, 10, 20, 50, ... epochs, at most ``room`` ticks (never "1.2 epochs")."""
+    step, factors = 1, (2, 2.5, 2)
+    for i in range(60):
+        if last / step <= room:
+            break
+        step = int(step * factors[i % 3])
+    return [1.0] + [float(x) for x in range(step, last + 1, step) if x > 1]
 
 
 class LogTicks(AxisFormatter):
@@ -53,6 +69,19 @@ class LogTicks(AxisFormatter):
         return [_fmt(10 ** t) for t in ticks]
 
 
+class EpochTicks(AxisFormatter):
+    """Whole-epoch ticks, about eight columns apart (``cols``: the plot's width, set before each redraw)."""
+
+    def __init__(self) -> None:
+        self.cols = 64
+
+    def get_ticks(self, min_: float, max_: float, max_ticks: int = 8) -> list[float]:
+        return [t for t in epoch_ticks(max(1, int(max_)), max(2, self.cols // 8)) if min_ <= t <= max_]
+
+    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
+        return [str(int(t)) for t in ticks]
+
+
 class LossPlot(PlotWidget):
     """The Run screen's loss panel. Not focusable: it must not take the screen's keys."""
 
@@ -67,13 +96,15 @@ class LossPlot(PlotWidget):
 
     def on_mount(self) -> None:
         self.margin_top, self.margin_bottom, self.margin_left = 0, 1, 7  # the axis names are in the title
-        self._ticks = LogTicks()
+        self._ticks, self._epochs = LogTicks(), EpochTicks()
         self.set_y_formatter(self._ticks)
+        self.set_x_formatter(self._epochs)
         self.border_title = "loss (log) vs epoch"
 
     def render(self):
-        """Tell the tick maker how many rows the plot area has before each redraw (labels two rows apart)."""
-        self._ticks.rows = max(2, self.query_one("#plot").size.height - 2)
+        """Tell the tick makers the plot area's size before each redraw (labels apart, whole epochs)."""
+        plot = self.query_one("#plot").size
+        self._ticks.rows, self._epochs.cols = max(2, plot.height - 2), max(16, plot.width)
         return super().render()
 
     def show_losses(self, series: dict[str, tuple[Sequence[int], Sequence[float]]], epochs: int = 0,
@@ -94,12 +125,14 @@ class LossPlot(PlotWidget):
             ly = np.log10(y[ok])
             lo, hi = min(lo, float(ly.min())), max(hi, float(ly.max()))
             last = max(last, int(x[ok].max()))
-            style = SERIES_STYLES.get(name.split()[0], "bold white")
+            style = SERIES_STYLES.get(name, "bold white")
             if ok.sum() == 1:
                 self.scatter(x[ok], ly, marker="●", marker_style=style, label=name)
             else:
                 self.plot(x[ok], ly, line_style=style, hires_mode=HiResMode.BRAILLE, label=name)
-        self.set_xlimits(1, max(2, epochs or 0, last))
+        x_max = max(2, epochs or 0, last)
+        pad = 0.03 * (x_max - 1)  # keep the first and last points off the frame
+        self.set_xlimits(1 - pad, x_max + pad)
         if np.isfinite(lo):
             pad = max(0.05, 0.08 * (hi - lo))
             self.set_ylimits(lo - pad, hi + pad)
@@ -108,6 +141,6 @@ class LossPlot(PlotWidget):
             self.set_ylimits(0, 1)
             self.set_yticks([])
         # the legend lives in the border title: a legend box would cover a third of a small plot
-        names = " ".join(f"[{SERIES_STYLES.get(k.split()[0], 'white')}]━ {k}[/]" for k in shown)
+        names = " ".join(f"[{SERIES_STYLES.get(k, 'white')}]━ {k}[/]" for k in shown)
         self.border_title = "loss (log) vs epoch" + (f", {unit}" if unit else "") + (f" {names}" if names else "")
         self.border_subtitle = "" if shown else "no finished epoch yet"
