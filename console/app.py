@@ -315,7 +315,7 @@ class PinnacleApp(App):
         if not view.live:
             self.notify(f"{view.label or view.key} is not running ({view.status})", severity="warning")
             return
-        where = "started outside the console: its process (pid %s) gets SIGINT, as Ctrl-C" % view.pid \
+        where = "started elsewhere: its process (pid %s) gets SIGINT, as Ctrl-C" % view.pid \
             if view.source == OUTSIDE else "its process group gets SIGINT, as Ctrl-C"
         question = f"Cancel {view.label or view.run_id}?\n{where}; it saves what it has and ends with exit 130."
         self.push_screen(ConfirmScreen(question, yes="Cancel run (y)", no="Keep running (n)"),

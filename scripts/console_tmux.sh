@@ -19,10 +19,10 @@ S="pinnacle-console-$$"
 command -v tmux >/dev/null || { echo "tmux is not installed (apt-get install -y tmux)" >&2; exit 2; }
 
 shot() { echo "----- $1 -----"; tmux capture-pane -p -t "$S"; }
-wait_for() {  # wait_for PATTERN SECONDS: until the screen matches (extended regex)
-  for _ in $(seq 1 "$2"); do
+wait_for() {  # wait_for PATTERN SECONDS: until the screen matches (extended regex), polled 4 times a second
+  for _ in $(seq 1 $(($2 * 4))); do
     if tmux capture-pane -p -t "$S" | grep -qE "$1"; then return 0; fi
-    sleep 1
+    sleep 0.25
   done
   echo "timed out waiting for: $1" >&2; shot "screen at timeout" >&2; return 1
 }
@@ -47,8 +47,7 @@ tmux send-keys -t "$S" Escape
 sleep 0.5
 shot "Launch (held-out scan pre-filled; the command line is what runs)"
 tmux send-keys -t "$S" C-t
-wait_for "● running" 30
-sleep 8
+wait_for "1/$EPOCHS epochs" 120
 shot "Run, training"
 wait_for "(✔ ok|✘ failed|■ cancelled)" "$TIMEOUT"
 sleep 1
@@ -63,7 +62,7 @@ tmux send-keys -t "$S" r
 $PINNACLE train fixtures/train.npz --epochs 50 --backend "$BACKEND" --runs "$RUNS" --no-progress \
   >"$RUNS/outside.log" 2>&1 &
 OUTSIDE_PID=$!
-wait_for "started outside the console" 60
+wait_for "started elsewhere" 60
 wait_for "[1-9][0-9]*/50 epochs" 120
 sleep 1
 shot "Run, a train started from another shell (pid $OUTSIDE_PID), live"

@@ -95,14 +95,19 @@ class ResultsScreen(Screen):
         head.update(self._head(res))
         self._images(res)
         rows = metric_rows(res.objects, compact=self.app.short)
-        if rows:
-            table.add_columns("metric", *(o.label for o in res.objects))
+        if rows:  # explicit widths: auto widths lagged behind a quick clear-and-refill (values showed cut)
+            labels = ["metric", *(o.label for o in res.objects)]
+            widths = [max(len(labels[0]), *(len(r) for r, _ in rows))]
+            widths += [max(len(labels[i + 1]), *(len(v[i]) for _, v in rows)) for i in range(len(res.objects))]
+            for label, width in zip(labels, widths):
+                table.add_column(label, width=width)
             for label, values in rows:
                 table.add_row(label, *values)
             table.border_subtitle = "scanned region, phase offset and ramp removed"
         else:
-            table.add_columns("metrics")
-            table.add_row(self._no_metrics(res))
+            message = self._no_metrics(res)
+            table.add_column("metrics", width=len(message))
+            table.add_row(message)
             table.border_subtitle = ""
         self.query_one("#res-artifacts", Static).update("\n".join(res.artifacts) or "none")
 

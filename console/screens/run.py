@@ -89,6 +89,7 @@ class RunScreen(Screen):
     RunScreen #run-bars { height: 1; margin: 0 1; }
     RunScreen #run-bars Static { width: auto; margin-right: 1; }
     RunScreen #run-bars #run-epoch-label { margin-left: 2; }
+    RunScreen #run-bars .pct { width: 5; margin: 0; text-align: right; }
     RunScreen #run-bars ProgressBar { width: 1fr; }
     RunScreen #run-bars Bar { width: 1fr; }
     RunScreen #run-rate { height: 1; margin: 0 1; }
@@ -118,11 +119,13 @@ class RunScreen(Screen):
             with Vertical(id="run-main"):
                 yield Static("No run yet — start one from Launch (l), or open one from History (h). Runs started "
                              "elsewhere in the run store appear here by themselves.", id="run-header")
-                with Horizontal(id="run-bars"):
+                with Horizontal(id="run-bars"):  # percentages are ours: fr widths squeezed ProgressBar's own
                     yield Static("overall", id="run-overall-label")
-                    yield ProgressBar(total=1000, show_eta=False, id="run-overall")
+                    yield ProgressBar(total=1000, show_eta=False, show_percentage=False, id="run-overall")
+                    yield Static("", id="run-overall-pct", classes="pct")
                     yield Static("epoch", id="run-epoch-label")
-                    yield ProgressBar(total=1000, show_eta=False, id="run-epoch")
+                    yield ProgressBar(total=1000, show_eta=False, show_percentage=False, id="run-epoch")
+                    yield Static("", id="run-epoch-pct", classes="pct")
                 yield Static("", id="run-rate")
                 yield Static("", id="run-failure")
                 with Horizontal(id="run-middle"):
@@ -202,12 +205,14 @@ class RunScreen(Screen):
         head.append_text(stage_line(view))
         self.query_one("#run-header", Static).update(head)
         self.query_one("#run-overall", ProgressBar).update(total=1000, progress=round(1000 * view.overall_fraction))
+        self.query_one("#run-overall-pct", Static).update(f"{round(100 * view.overall_fraction)}%")
         epoch_fraction = None if view.finished else view.epoch_fraction
-        epoch_bar = self.query_one("#run-epoch", ProgressBar)
-        epoch_bar.display = self.query_one("#run-epoch-label").display = epoch_fraction is not None
+        for wid in ("#run-epoch", "#run-epoch-label", "#run-epoch-pct"):
+            self.query_one(wid).display = epoch_fraction is not None
         if epoch_fraction is not None:
             self.query_one("#run-epoch-label", Static).update(f"epoch {min(view.epoch + 1, view.epochs)}")
-            epoch_bar.update(total=1000, progress=round(1000 * epoch_fraction))
+            self.query_one("#run-epoch", ProgressBar).update(total=1000, progress=round(1000 * epoch_fraction))
+            self.query_one("#run-epoch-pct", Static).update(f"{round(100 * epoch_fraction)}%")
         self.query_one("#run-rate", Static).update(rate_line(view))
         failure = failure_text(view)
         panel = self.query_one("#run-failure", Static)
