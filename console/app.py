@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 
 from console.follow import Follower, StoreWatcher, replay
@@ -135,7 +135,16 @@ class PinnacleApp(App):
         yield SystemCommand("Help", "Keys and screens (? or F1)", self.action_help)
 
     def _changed(self, key: str) -> None:
-        self.screen.post_message(RunsChanged(key))
+        try:
+            screen = self.screen
+        except ScreenStackError:  # shutting down: a follower or the runner delivered after the last screen went
+            return
+        screen.post_message(RunsChanged(key))
+
+    def on_unmount(self) -> None:
+        """However the app ends, stop tailing (the followed runs themselves go on: they are not ours)."""
+        for follower in self.followers.values():
+            follower.stop()
 
     # ---- messages from screens -------------------------------------------------------------------------------
     def on_show_screen(self, message: ShowScreen) -> None:

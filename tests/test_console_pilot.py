@@ -203,7 +203,8 @@ async def test_preview_updates_as_epochs_go(tmp_path):
     run_dir.mkdir()
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.start_job(JobSpec("fake", (sys.executable, FAKE, "--steps", "4", "--delay", "0.4", "--progress-per-step",
+        # a second between previews: even a loaded machine shows the first before the second arrives
+        await app.start_job(JobSpec("fake", (sys.executable, FAKE, "--steps", "4", "--delay", "1.0", "--progress-per-step",
                                              "2", "--run-dir", str(run_dir), "--previews", "2"), label="fake"))
         amp = app.screen.query_one("#run-preview-amplitude", ImageView)
         assert await until(pilot, lambda: amp.array is not None)
