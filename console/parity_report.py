@@ -133,14 +133,6 @@ def load_parity(run_dir: str | Path) -> ParityView:
     return ParityView(str(run_dir), "", passed, tuple(checks), metrics, runtimes, (tp, pp), (ta, pa))
 
 
-def difference(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    """a - b on the common top-left region (phase differences wrapped to (-π, π])."""
-    if a is None or b is None:
-        return None
-    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
-    return np.angle(np.exp(1j * (a[:h, :w] - b[:h, :w])))
-
-
 def latest_parity_dir(root: str | Path) -> str | None:
     found = sorted(Path(root).glob("*/parity.json"), key=lambda p: p.stat().st_mtime) if Path(root).is_dir() else []
     return str(found[-1].parent) if found else None

@@ -9,33 +9,16 @@ lines. Lines are drained in chunks and delivered as ONE batch per interval, so 1
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from engine.events import parse_line
+
 BATCH_INTERVAL_S = 0.05
 GRACE_S = 5.0  # SIGINT -> SIGTERM -> SIGKILL, each after this long
-
-
-def event_parser() -> Callable[[str], dict]:
-    """The engine's ``parse_line`` when it is there; the same contract (never raises) otherwise."""
-    try:
-        from engine.events import parse_line as engine_parse
-    except ImportError:
-        return parse_line
-    return engine_parse
-
-
-def parse_line(line: str) -> dict:
-    """Fallback parser: one event line -> dict, never raises."""
-    try:
-        ev = json.loads(line)
-    except ValueError:
-        return {"type": "log", "level": "warning", "message": f"unparsable event line: {line[:200]}"}
-    return ev if isinstance(ev, dict) and "type" in ev else {"type": "log", "level": "warning", "message": f"not an event: {line[:200]}"}
 
 
 def console_command(args: Sequence[str]) -> list[str]:
@@ -94,7 +77,7 @@ class Job:
         events = asyncio.StreamReader(limit=2**24)
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(events), os.fdopen(read_fd, "rb", 0))
         self._tasks = [
-            asyncio.create_task(self._pump(events, event_parser())),
+            asyncio.create_task(self._pump(events, parse_line)),
             asyncio.create_task(self._pump(self.proc.stdout, lambda s: {"type": "output", "message": s})),
         ]
         self._tasks.append(asyncio.create_task(self._flusher()))

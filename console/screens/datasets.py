@@ -11,19 +11,22 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from console.inspect import DatasetInfo, inspect_dataset, list_datasets, scatter_image
+from console import imaging
+from console.imaging import Scale
+from console.messages import DatasetChosen
+from console.readers import DatasetInfo, inspect_dataset, list_datasets
 from console.widgets.image import ImageView
+from console.widgets.path_suggester import PathSuggester
 
 
 class DatasetsScreen(Screen):
     AUTO_FOCUS = "#ds-list"
     DEFAULT_CSS = """
     DatasetsScreen #ds-left { width: 36; }
-    DatasetsScreen #ds-folder { margin: 0 0; }
+    DatasetsScreen.-narrow #ds-left { width: 24; }
     DatasetsScreen #ds-list { height: 1fr; border: round $primary; }
     DatasetsScreen #ds-summary { height: auto; border: round $primary; padding: 0 1; }
     DatasetsScreen #ds-summary.invalid { border: round $error; color: $error; }
-    DatasetsScreen ImageView { border: round $primary-darken-2; }
     DatasetsScreen .row { height: 1fr; }
     """
 
@@ -31,18 +34,19 @@ class DatasetsScreen(Screen):
         yield Header()
         with Horizontal():
             with Vertical(id="ds-left"):
-                yield Input(placeholder="folder with .npz datasets (enter)", id="ds-folder")
+                yield Input(placeholder="folder of .npz (enter)", id="ds-folder", compact=True,
+                            suggester=PathSuggester(suffixes=("/",)))
                 yield OptionList(id="ds-list")
             with Vertical():
                 yield Static("Select a dataset.", id="ds-summary")
                 with Horizontal(classes="row"):
-                    yield ImageView(kind="intensity", title="diffraction (log)", id="ds-diffraction")
-                    yield ImageView(kind="amplitude", title="probe |P|", id="ds-probe")
-                    yield ImageView(kind="gray", title="scan positions", id="ds-positions")
+                    yield ImageView("diffraction, log(1+I)", id="ds-diffraction")
+                    yield ImageView("probe |P|", id="ds-probe")
+                    yield ImageView("scan positions", id="ds-positions")
                 with Horizontal(classes="row"):
-                    yield ImageView(kind="amplitude", title="ground truth amplitude", id="ds-amplitude")
-                    yield ImageView(kind="phase", title="ground truth phase", id="ds-phase")
-        yield Footer()
+                    yield ImageView("true amplitude", placeholder="no ground truth (objectGuess)", id="ds-amplitude")
+                    yield ImageView("true phase", placeholder="no ground truth (objectGuess)", id="ds-phase")
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#ds-list").border_title = "datasets"
@@ -83,24 +87,32 @@ class DatasetsScreen(Screen):
         summary = self.query_one("#ds-summary", Static)
         summary.set_class(info.error is not None, "invalid")
         if info.error is None:
-            self.app.selected_dataset = path
-        summary.update(render_summary(info))
+            self.post_message(DatasetChosen(path))
+        summary.update(render_summary(info, per_row=2 if self.app.narrow else 3))
+        d = info.diffraction
+        self._image("ds-diffraction", d, None if d is None else Scale(float(d.min()), float(d.max()) or 1.0, "magma"))
         probe = None if info.probe is None else np.abs(info.probe)
-        images = {"ds-diffraction": info.diffraction, "ds-probe": probe,
-                  "ds-positions": None if info.positions is None or not len(info.positions) else scatter_image(info.positions),
-                  "ds-amplitude": info.amplitude, "ds-phase": info.phase}
-        for wid, arr in images.items():
-            self.query_one(f"#{wid}", ImageView).set_array(arr)
+        self._image("ds-probe", probe, None if probe is None else imaging.amplitude_scale(probe))
+        pos = None if info.positions is None or not len(info.positions) else imaging.scatter_image(info.positions)
+        self._image("ds-positions", pos, None if pos is None else Scale(0.0, float(pos.max()) or 1.0, "gray"),
+                    title=f"scan positions ({len(info.positions)})" if pos is not None else None)
+        obj = info.object
+        amp = None if obj is None else imaging.amplitude(obj, np.ones(obj.shape, bool))
+        phase = None if obj is None else imaging.remove_phase_offset(obj, np.ones(obj.shape, bool))
+        self._image("ds-amplitude", amp, None if amp is None else imaging.amplitude_scale(amp))
+        self._image("ds-phase", phase, None if phase is None else imaging.phase_scale(phase))
+
+    def _image(self, wid: str, array, scale, title: str | None = None) -> None:
+        self.query_one(f"#{wid}", ImageView).set_array(array, scale, title=title)
 
 
-def render_summary(info: DatasetInfo):
+def render_summary(info: DatasetInfo, per_row: int = 3):
     if info.error is not None:
         return f"✘ invalid: {info.error}"
     table = Table.grid(padding=(0, 1))
-    per_row = 3
     for _ in range(per_row):
         table.add_column(style="dim", justify="right")
-        table.add_column(min_width=12)
+        table.add_column(min_width=10)
     items = list(info.summary)
     for i in range(0, len(items), per_row):
         row = items[i:i + per_row]

@@ -13,18 +13,21 @@ HELP = """\
 | key | action |
 |---|---|
 | `d` | **Datasets**: fixtures and a folder; select to validate and preview |
-| `l` | **Launch**: backend, parameters, train / parity / inference |
-| `r` | **Run**: live progress, loss, log of the followed run |
-| `c` | cancel the followed run (its whole process group) |
+| `l` | **Launch**: train (a held-out scan is reconstructed and scored in the same run), parity, or reconstruct a scan (PINN / hybrid / iterative) with a bundle picked from the list |
+| `r` | **Run**: the followed run — progress, loss plot, held-out preview, log, why it failed |
+| `c` | cancel the followed run (asks first): a run of this console, or one started elsewhere (SIGINT, as Ctrl-C) |
 | `n` | follow the next run |
-| `s` | **Results**: amplitude, phase, metrics, artifacts |
+| `s` | **Results**: reconstructions side by side, ground truth, difference, metrics; `a` switches amplitude/phase |
 | `p` | **Parity**: both backends side by side |
-| `h` | **History**: runs in the run store (enter opens one) |
+| `h` | **History**: the run store; enter follows a live run or opens a finished one (its events are then on Run) |
+| `escape` | leave an input field (letters then work as screen keys again) |
+| `→` / `End` | accept a path completion in a path field |
 | `ctrl+p` | command palette (every action is there) |
 | `?` / `F1` | this help |
-| `q` | quit (cancels and waits for running jobs) |
+| `q` | quit (asks first when runs started here are alive: they are cancelled; runs started elsewhere go on) |
 
-Jobs run as child processes of the same headless CLI; the console only reads their event stream.
+Jobs run as child processes of the same headless CLI; the console reads their event stream. Runs started elsewhere
+(scripts, colleagues) appear on the Run screen by themselves: the console tails their `events.jsonl`.
 Press `escape` to close.
 """
 
@@ -33,7 +36,7 @@ class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,q,question_mark,f1", "app.pop_screen", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen VerticalScroll { width: 84; height: 90%; border: thick $primary; background: $surface; }
+    HelpScreen VerticalScroll { width: 96; max-width: 100%; height: 90%; border: thick $primary; background: $surface; }
     """
 
     def compose(self) -> ComposeResult:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from console.parity_report import difference, latest_parity_dir, load_parity
+from console import imaging
+from console.parity_report import latest_parity_dir, load_parity
 from console.widgets.image import ImageView
 
 
@@ -25,11 +27,11 @@ def _mark(ok: bool | None) -> Text:
 class ParityScreen(Screen):
     DEFAULT_CSS = """
     ParityScreen #par-head { height: auto; padding: 0 1; }
-    ParityScreen #par-tables { height: auto; }
+    ParityScreen #par-tables { height: auto; max-height: 60%; }
     ParityScreen #par-tables Vertical { height: auto; }
-    ParityScreen DataTable { border: round $primary; width: 1fr; height: auto; }
-    ParityScreen #par-images { height: 1fr; }
-    ParityScreen ImageView { border: round $primary-darken-2; }
+    ParityScreen DataTable { border: round $primary; width: 1fr; height: auto; max-height: 100%; }
+    ParityScreen.-short #par-tables Vertical DataTable { max-height: 7; }
+    ParityScreen #par-images { height: 1fr; min-height: 8; }
     """
 
     def compose(self) -> ComposeResult:
@@ -41,10 +43,10 @@ class ParityScreen(Screen):
                 yield DataTable(id="par-metrics", show_cursor=False)
                 yield DataTable(id="par-runtimes", show_cursor=False)
         with Horizontal(id="par-images"):
-            yield ImageView(kind="phase", title="TensorFlow phase", id="par-tf")
-            yield ImageView(kind="phase", title="PyTorch phase", id="par-torch")
-            yield ImageView(kind="difference", title="difference (rad)", id="par-diff")
-        yield Footer()
+            yield ImageView("TensorFlow φ", id="par-tf")
+            yield ImageView("PyTorch φ", id="par-torch")
+            yield ImageView("Δφ TF − PyTorch", id="par-diff")
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         for wid, title, cols in (("par-checks", "checks", ("level", "check", "value", "tolerance", "")),
@@ -71,7 +73,7 @@ class ParityScreen(Screen):
         if run_dir is None:
             head.update("No parity run yet: launch one with backend “Both (parity run)” (l).")
             for wid in ("#par-tf", "#par-torch", "#par-diff"):
-                self.query_one(wid, ImageView).set_array(None)
+                self.query_one(wid, ImageView).set_array(None, placeholder="")
             return
         rep = load_parity(run_dir)
         verdict = {True: "[bold green]all checks pass[/]", False: "[bold red]out of tolerance (exit 3)[/]"}.get(rep.passed, "")
@@ -83,10 +85,18 @@ class ParityScreen(Screen):
         for stage, a, b in rep.runtimes:
             ratio = None if not a or b is None else b / a
             tables["par-runtimes"].add_row(stage, _f(a, ".2f"), _f(b, ".2f"), _f(ratio, ".2f") + ("×" if ratio else ""))
-        tf_phase, torch_phase = rep.phases
-        self.query_one("#par-tf", ImageView).set_array(tf_phase)
-        self.query_one("#par-torch", ImageView).set_array(torch_phase)
-        diff = difference(tf_phase, torch_phase)
-        lim = float(abs(diff).max()) if diff is not None and diff.size else 1.0
-        self.query_one("#par-diff", ImageView).set_array(diff, f"TF − PyTorch phase, max |Δ| {lim:.2g} rad",
-                                                         vmin=-(lim or 1.0), vmax=lim or 1.0)
+        self._images(rep)
+
+    def _images(self, rep) -> None:
+        """Both phases (offset removed, own range) and their difference after matching the global offset."""
+        objects = [None if a is None or p is None else a * np.exp(1j * p) for a, p in zip(rep.amplitudes, rep.phases)]
+        why = "no reconstructions in this report (level 3 not run, or its files are gone)"
+        for wid, obj in (("#par-tf", objects[0]), ("#par-torch", objects[1])):
+            phase = None if obj is None else imaging.remove_phase_offset(obj)
+            self.query_one(wid, ImageView).set_array(phase, None if phase is None else imaging.phase_scale(phase),
+                                                     placeholder=why)
+        diff = None if any(o is None for o in objects) else imaging.phase_difference(objects[0], objects[1])
+        title = "Δφ TF − PyTorch" + (f", max {float(np.nanmax(np.abs(diff))):.2g}" if diff is not None else "")
+        self.query_one("#par-diff", ImageView).set_array(
+            diff, None if diff is None else imaging.difference_scale(diff), title=title,
+            placeholder="no difference: needs both reconstructions on the same grid")

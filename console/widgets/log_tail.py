@@ -1,15 +1,17 @@
-"""The last lines of a run's log, warnings and errors highlighted."""
+"""The last lines of a run's log, warnings and errors highlighted. Keeps at least three rows at any terminal size."""
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
 STYLES = {"warning": "bold yellow", "error": "bold red", "output": "dim", "info": ""}
+PREFIX = {"warning": "WARN  ", "error": "ERROR ", "output": "| "}
 
 
 class LogTail(Static):
     DEFAULT_CSS = """
-    LogTail { height: 1fr; border: round $primary; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    LogTail { height: 1fr; min-height: 5; border: round $primary; padding: 0 1; text-wrap: nowrap;
+              text-overflow: ellipsis; }
     """
 
     def on_mount(self) -> None:
@@ -27,8 +29,7 @@ class LogTail(Static):
         for i, line in enumerate(logs[-rows:]):
             if i:
                 text.append("\n")
-            prefix = {"warning": "WARN  ", "error": "ERROR ", "output": "| "}.get(line.level, "")
             stamp = f"{line.t:7.2f}s " if line.t is not None else " " * 9
             text.append(stamp, style="dim")
-            text.append(prefix + line.text, style=STYLES.get(line.level, ""))
+            text.append(PREFIX.get(line.level, "") + line.text, style=STYLES.get(line.level, ""))
         self.update(text)
