@@ -66,7 +66,8 @@ class Job:
         """Open the event channel, then create (or, with ``run_id``, attach to) the run. Use as a context manager.
 
         ``human``: None = rich progress on stderr when stderr is a terminal, and plain lines on stdout when stdout
-        is a file or pipe that does not carry the event stream (engine/plain.py); False = neither.
+        is a file or pipe and no program follows the event stream (not --events -, not --events-fd;
+        engine/plain.py); False = neither.
         ``native_log``: the process's engine.native_log.NativeLog; its lines go to the run's framework.log.
         """
         store.check_writable(create=False)  # a bad --runs fails before the event file is opened
@@ -86,7 +87,9 @@ class Job:
 
             view = HumanView(sys.stderr)
             writer.add_listener(view.on_event)
-        if human is None and not _is_tty(sys.stdout) and sink is not sys.stdout:
+        if human is None and not _is_tty(sys.stdout) and sink is not sys.stdout and events_fd is None:
+            # a file or pipe on stdout gets plain lines — unless a program follows the events itself (the console
+            # passes --events-fd and shows stdout as output lines: plain lines would repeat every event there)
             from engine.plain import PlainView
 
             writer.add_listener(PlainView(sys.stdout).on_event)

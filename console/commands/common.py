@@ -34,7 +34,8 @@ def progress_option() -> typer.models.OptionInfo:
     stdout when that is a file or a pipe (a batch job's log) — unless stdout carries the event stream."""
     return typer.Option(True, "--progress/--no-progress",
                         help="Progress bars on stderr when it is a terminal; plain lines (stage, epoch and loss, "
-                             "run id and directory, metrics) on stdout when it is a file or pipe.")
+                             "run id and directory, metrics) on stdout when it is a file or pipe and the event "
+                             "stream is not followed (--events -, --events-fd).")
 
 
 def native_log(ctx: typer.Context):
