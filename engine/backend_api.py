@@ -12,6 +12,9 @@ weights (engine.weights) and the batch order (engine.grouping), then calls the b
            (∂loss/∂parameter for every canonical parameter, canonical layout; level-2 parity)
     optimizer_steps(cfg: RunConfig, weights: dict, consts: PhysicsConstants, gradients: list[dict]) -> dict
            (the training optimiser applied to the given gradients, one step each; level-2 parity)
+    refine(problem: RefineProblem, start: RefineState, cfg: RefineConfig, hooks: RefineHooks) -> RefineResult
+    refine_step(problem, state, sel, cfg, update_probe) -> (RefineState, deviance)   (level-2 parity)
+           (engine/refine.py: the object, optionally the probe, fitted to the counts; numpy in and out)
     ops  — a module mirroring engine.physics for level-0 parity: fourier_shift, merge_group, reextract_group,
            forward_intensity, poisson_deviance, amplitude_mae (numpy in, numpy out)
 
@@ -90,6 +93,22 @@ class TrainHooks(Protocol):
 
 class WeightsGetter(Protocol):
     def __call__(self) -> dict[str, np.ndarray]: ...
+
+
+class RefineHooks(Protocol):
+    """Called by a backend's refinement loop (engine/refine.py); the job turns these into events."""
+
+    def on_start(self, epochs: int, patterns: int) -> None: ...
+    def on_batch_end(self, epoch: int, done: int, loss: float) -> None: ...
+    def on_epoch_end(self, epoch: int, loss: float, seconds: float, patterns_per_s: float) -> None: ...
+    def should_stop(self) -> bool: ...
+
+
+@dataclass
+class RefineResult:
+    state: "object"  # engine.refine.RefineState (numpy)
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, loss (deviance/pixel), seconds, patterns_per_s
+    status: str = "ok"  # ok | cancelled | diverged
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any, Callable, TextIO
 
 PROTOCOL_VERSION = 1
 
-STAGES = ("loading", "grouping", "training", "inference", "stitching", "evaluating", "saving")
+STAGES = ("loading", "grouping", "training", "inference", "stitching", "refining", "evaluating", "saving")
 FINAL_STATUSES = ("ok", "failed", "cancelled")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 COMMON_FIELDS = ("v", "type", "run_id", "seq", "t")

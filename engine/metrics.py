@@ -30,6 +30,8 @@ CONVENTIONS = {
     "psnr": "10*log10(1 / MSE), peak 1 (phase mapped to [0, 1] as (phi + pi) / (2 pi)); inf when identical",
     "psnr_255": "predecessor papers' R = 255 convention = psnr + 48.13 dB (shown for comparison only)",
     "ssim": "skimage.metrics.structural_similarity, data_range 1 (phase mapped to [0, 1])",
+    "complex": "the complex recon after phase offset/ramp removal, times the complex least-squares factor onto "
+               "the truth (amplitude scale and global phase); nrmse = ||s*r - t|| / ||t||; FRC of the complex images",
     "frc": "Fourier ring correlation of the mean-removed, Hann-windowed largest centred square of the region; "
            "ring r = r cycles per side S; resolution_px = S / r; null = threshold not crossed up to Nyquist",
 }
@@ -319,6 +321,31 @@ def frc_thresholds(curve: np.ndarray, size: int | None = None) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
+def frc_crossing(curve: np.ndarray, threshold: float = FRC_HALF) -> float | None:
+    """The ring (fractional, linear between the two rings around it) where the curve first drops below
+    ``threshold``, from ring 1; None when it never does up to Nyquist."""
+    curve = np.asarray(curve, np.float64)
+    below = np.nonzero(curve[1:] < threshold)[0]
+    if not len(below):
+        return None
+    k = int(below[0]) + 1
+    c0, c1 = curve[k - 1], curve[k]
+    return float(k - 1 + (c0 - threshold) / (c0 - c1)) if c0 != c1 else float(k)
+
+
+def complex_metrics(r: np.ndarray, t: np.ndarray) -> dict:
+    """NRMSE and FRC of the complex image ``r`` (already registered, offset and ramp removed) against ``t``, after
+    the complex least-squares factor s = <r, t>/<r, r> (one amplitude scale and one global phase)."""
+    denom = complex(np.vdot(r, r))
+    s = complex(np.vdot(r, t)) / denom if denom else 1.0
+    rs = s * r
+    _, curve = frc(rs, t)
+    out = {"nrmse": float(np.linalg.norm(rs - t) / max(float(np.linalg.norm(t)), 1e-300)),
+           "frc50_crossing": frc_crossing(curve)}
+    out.update(frc_thresholds(curve, size=min(r.shape)))
+    return out
+
+
 def _crop_recon(recon: np.ndarray, origin: tuple[int, int], region: tuple[int, int, int, int]) -> np.ndarray:
     y0, y1, x0, x1 = region
     ox, oy = origin
@@ -367,6 +394,7 @@ def evaluate(recon_object: np.ndarray, recon_origin: tuple[float, float], truth_
     return {
         "amplitude": {**_image_metrics(amp_r, amp_t, mae(amp_r, amp_t)), "scale": s},
         "phase": _image_metrics(phase_to_unit(phase_r), phase_to_unit(phase_t), float(np.mean(np.abs(dphi)))),
+        "complex": complex_metrics(r_aligned, t),
         "registration_shift_px": [dy, dx],
         "region": [int(v) for v in region],
         "conventions": dict(CONVENTIONS),

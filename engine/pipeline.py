@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.jsonsafe import json_safe as _json_safe
 from engine import grouping
 from engine.backend_api import PhysicsConstants, TrainingData
 from engine.config import RunConfig
@@ -170,87 +169,18 @@ def resolve_resume(resume: str, runs_root: str | Path, backend: str, cfg: RunCon
 
 # -------------------------------------------------------------------------------------------------- jobs
 
-def _predict(backend, cfg, weights, consts, x, offsets, batch_size: int, job) -> np.ndarray:
-    """Patches for all groups. Per-batch progress when the backend's predict takes ``progress``; otherwise one
-    call (a TF predict per chunk would rebuild and retrace the model) with progress before and after."""
-    import inspect
-
-    total = len(x)
-    job.progress(0, total, unit="pattern", stage="inference")
-    if "progress" in inspect.signature(backend.predict).parameters:
-        def progress(done: int, _total: int | None = None) -> None:
-            job.progress(done, total, unit="pattern", stage="inference")
-            job.check_cancel()
-
-        out = backend.predict(cfg, weights, consts, x, offsets, batch_size, progress=progress)
-    else:
-        out = backend.predict(cfg, weights, consts, x, offsets, batch_size)
-    job.progress(total, total, unit="pattern", stage="inference")
-    return out
-
-
 def run_inference(job, bundle, ds, backend, batch_size: int, data_source: str, backend_name: str,
                   history: list[dict] | None = None) -> InferenceResult:
-    """Predict, stitch, evaluate and write recon.npz, metrics.json, previews and product.h5 into the job's run."""
-    from engine import physics
-    from engine.preview import write_previews
-    from engine.product import write_product
-    from engine.recon import write_recon
+    """Predict, stitch, evaluate and write recon.npz, metrics.json, previews and product.h5 into the job's run
+    (engine/reconstruction.py, method ``pinn``)."""
+    from engine.reconstruction import bundle_provenance, pinn_reconstruction, save_reconstruction
 
-    cfg = bundle.run_config
-    N = cfg.model.N
-    probe = ds.probe if ds.probe is not None else bundle.probe
-    input_scale = compute_scales(ds.diffraction, probe).input_scale  # statistical: from the data being inferred
-    consts = PhysicsConstants(probe=np.asarray(probe, np.complex64), photon_scale=bundle.scales.photon_scale,
-                              input_scale=input_scale, N=N, C=cfg.model.channels)
-    job.stage("grouping")
-    groups = inference_groups(ds, cfg)
-    x = (np.asarray(ds.diffraction, np.float32)[groups.indices] * np.float32(input_scale)).astype(np.float32)
-    job.log(f"inference on {len(groups)} groups of {cfg.model.channels} ({ds.M} patterns), "
-            f"input scale {input_scale:.4g} from the data, photon scale {bundle.scales.photon_scale:.4g} from the bundle")
-    job.stage("inference")
-    patches = _predict(backend, cfg.model, bundle.weights, consts, x, groups.offsets, batch_size, job)
-    job.check_cancel()
-    job.stage("stitching")
-    weight = physics.stitch_weight(probe, N // 2, cfg.inference.stitch_weight)
-    shape, origin = stitch_grid(ds)
-    members = groups.indices.reshape(-1)
-    obj, wsum = physics.stitch(patches.reshape(-1, N, N), ds.positions[members], weight, shape, origin)
-    run_dir = job.run.dir
-    write_recon(run_dir / "recon.npz", obj, origin, ds.positions, backend=backend_name,
-                bundle_manifest_sha256=bundle.manifest_sha256, input_scale=input_scale,
-                photon_scale=bundle.scales.photon_scale, data=str(data_source))
-    job.artifact("recon", run_dir / "recon.npz")
-    metrics = None
-    if ds.object is not None:
-        job.stage("evaluating")
-        from engine.metrics import evaluate
-
-        try:
-            metrics = evaluate(obj, origin, ds.object, ds.positions, N)
-        except ValueError as exc:
-            job.warning(f"metrics skipped: {exc}")
-        if metrics is not None:
-            import json
-
-            (run_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n")
-            job.artifact("metrics", run_dir / "metrics.json")
-            for part in ("phase", "amplitude"):
-                for name in ("ssim", "psnr", "mae", "frc50_px"):
-                    job.metric(f"{part}_{name}", _json_safe(metrics[part].get(name)), key=(part, name) == ("phase", "ssim"),
-                               stage="evaluating")
-    job.stage("saving")
-    for kind, path in write_previews(run_dir, obj, wsum > 0, metrics, title=f"{backend_name}").items():
-        job.artifact(f"preview_{kind}", path)
-    costs = [h.get("train_loss") for h in (history if history is not None else bundle.history)]
-    write_product(run_dir / "product.h5", obj=obj, origin=origin, probe=probe, positions=ds.positions,
-                  pixel_size_m=getattr(ds, "pixel_size_m", None), name=job.run.run_id,
-                  photon_count=ds.nphotons, costs=np.array([c if c is not None else np.nan for c in costs], np.float32),
-                  provenance={"run_id": job.run.run_id, "backend": backend_name,
-                              "bundle_manifest_sha256": bundle.manifest_sha256,
-                              "bundle_trained_by": bundle.backend, "data": str(data_source)})
-    job.artifact("product", run_dir / "product.h5")
-    return InferenceResult(object=obj, weight=wsum, origin=origin, metrics=metrics)
+    rec = pinn_reconstruction(job, bundle, ds, backend, batch_size)
+    hist = history if history is not None else bundle.history
+    metrics = save_reconstruction(job, rec, ds, data_source=data_source, backend_name=backend_name, method="pinn",
+                                  costs=[h.get("train_loss") for h in hist],
+                                  provenance=bundle_provenance(bundle, len(hist)))
+    return InferenceResult(object=rec.object, weight=rec.weight, origin=rec.origin, metrics=metrics)
 
 
 def require_trained(bundle, source) -> None:
@@ -300,7 +230,8 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
     backend.check_devices(accelerator, devices)
     info = _dataset_info(ds)
 
-    with Job.start(kind="train", store=RunStore(runs_root), config=to_dict(cfg), backend=cfg.backend,
+    config = {**to_dict(cfg), "test": str(test_path) if test_path else None}
+    with Job.start(kind="train", store=RunStore(runs_root), config=config, backend=cfg.backend,
                    dataset=info, events=events, events_fd=events_fd, human=human, native_log=native_log) as job:
         state: dict = {"bundle": False, "weights": None, "history": []}
 

@@ -52,7 +52,7 @@ def _fake_backend(calls: dict, cancel_at: int | None = None) -> SimpleNamespace:
             hooks.on_epoch_end(e, 1.0 / (e + 1), 2.0 / (e + 1), 1e-3, 0.1, 100.0, lambda: w)
         return TrainResult(weights=w, history=history, status="ok")
 
-    def predict(cfg, weights, consts, x, offsets, batch_size):
+    def predict(cfg, weights, consts, x, offsets, batch_size, progress=None):
         calls["predict"] = {"shape": x.shape, "batch_size": batch_size}
         return np.ones((len(x), cfg.channels, cfg.N, cfg.N), np.complex64) * np.exp(0.5j)
 

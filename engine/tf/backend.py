@@ -25,6 +25,7 @@ from engine.config import ModelConfig, RunConfig
 from engine.errors import InputError
 from engine.physics import merge_pad, merge_window
 from engine.tf import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
+from engine.tf.refine import refine, refine_step  # noqa: F401  (part of the backend API)
 from engine.tf import physics as tp
 from engine.tf.network import build_network, canonical_variables, canonical_weights, load_canonical
 from engine.weights import from_hwio, to_hwio

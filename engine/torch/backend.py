@@ -24,6 +24,7 @@ from engine.backend_api import Batch, PhysicsConstants, TrainHooks, TrainingData
 from engine.config import ModelConfig, RunConfig, TrainingConfig
 from engine.errors import InputError
 from engine.torch import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
+from engine.torch.refine import refine, refine_step  # noqa: F401  (part of the backend API)
 from engine.torch.module import PtychoModule, make_loader
 from engine.torch.network import canonical_state
 from engine.weights import check_weights

@@ -1,0 +1,279 @@
+"""Refinement: the object (and optionally the probe) as free parameters, fitted to the measured counts with the
+forward model and Poisson likelihood the network trains with (docs/refinement.md).
+
+This module is the numpy side, shared by both backends: the immutable config, the problem geometry, and the
+reference ("oracle") implementation of every refinement operation and of one update step, which the backends'
+engines (engine/tf/refine.py, engine/torch/refine.py) are tested against (parity levels 0 and 2).
+
+The model. The object lives on the reconstruction grid padded by ``margin`` pixels on every side (the padding is
+free too: it absorbs the window edges of the sub-pixel shift). Pattern i sees the window of side L = N + 2·margin
+whose top-left is ``corners[i]`` (x, y), shifted by ``-fractions[i]`` with the band-limited Fourier shift of
+engine.physics (content moves so that patch pixel (0, 0) samples the object at corner + margin + fraction), and
+cropped to its central N×N: ``patch = crop(shift(window, -f))``. Expected counts λ = |fftshift(fft2(P·patch))/N|²
+with the probe P in count units (photon scale folded in); the loss is the Poisson deviance (engine.physics).
+
+The step. For a mini-batch of patterns, G = ∂L_w/∂O* (the conjugate Wirtinger derivative) of the surrogate
+L_w = Σ w·(λ − n + n·log(n/λ)) with w = λ/(λ + n) held constant: the Poisson gradient (1 − n/λ)·F scaled per
+detector pixel by the inverse of the likelihood's radial curvature — Newton's step on each far-field amplitude, to
+a ≈ 2a·n/(a² + n), finite where λ ≪ n (the plain gradient is not) and half the gradient near the solution, where
+the step becomes ePIE's projection. The object moves by ΔO = −step · G / ((1 − β)·I + β·max I), with I the batch's
+summed probe intensity on the grid (rPIE's regularised normalisation). After each epoch, momentum (mPIE): the
+epoch's change accumulates in v = η·v + ΔO_epoch and the illuminated pixels move on by η·v.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import physics
+from engine.errors import ConfigError
+
+#: Pixels whose illumination (summed |P|² of the whole scan) is below this share of the maximum get no momentum:
+#: the padding and unlit corners are constrained only weakly, and momentum there grows without bound.
+MOMENTUM_MIN_ILLUMINATION = 1e-2
+#: Guards λ/(λ + n) and log(n/λ) where the model predicts no counts (same value in every backend).
+WEIGHT_EPS = 1e-6
+
+
+def _check(cond: bool, name: str, expected: str) -> None:
+    if not cond:
+        raise ConfigError(name, expected)
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """How the refinement runs (docs/refinement.md explains each choice and how it was measured)."""
+
+    epochs: int = 60
+    batch_size: int = 32
+    step: float = 1.0  # α: 1 is ePIE's full projection near the solution
+    regularization: float = 0.1  # β of rPIE's (1 − β)·I + β·max I
+    momentum: float = 0.5  # η of the epoch-level (mPIE) momentum; 0 turns it off
+    margin: int = 8  # free padding of the object grid, and the window margin of the sub-pixel shift
+    refine_probe: bool = False
+    probe_start: int = 2  # epochs of object-only updates before the probe moves too
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        _check(isinstance(self.step, (int, float)) and 0 < self.step <= 2, "step", "a number in (0, 2]")
+        _check(isinstance(self.regularization, (int, float)) and 0 < self.regularization <= 1,
+               "regularization", "a number in (0, 1]")
+        _check(isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
+        _check(isinstance(self.margin, int) and 0 <= self.margin <= 64, "margin", "an integer from 0 to 64")
+        _check(isinstance(self.probe_start, int) and self.probe_start >= 0, "probe_start", "an integer >= 0")
+        _check(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class RefineProblem:
+    """What every refinement step needs, in numpy; backends copy it to their device once."""
+
+    counts: np.ndarray  # (M, N, N) float32 measured counts
+    corners: np.ndarray  # (M, 2) int64 (x, y): top-left of each pattern's window on the padded grid
+    fractions: np.ndarray  # (M, 2) float64 (x, y) in [0, 1): sub-pixel part of each position
+    shape: tuple[int, int]  # (H, W) of the padded grid
+    margin: int
+    illumination: np.ndarray  # (H, W) float32: Σ|P|² of every pattern, integer placement (momentum mask)
+
+    @property
+    def M(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def N(self) -> int:
+        return int(self.counts.shape[-1])
+
+    @property
+    def L(self) -> int:
+        return self.N + 2 * self.margin
+
+
+@dataclass
+class RefineState:
+    """The free parameters: object on the padded grid and probe (count units), complex64."""
+
+    object: np.ndarray
+    probe: np.ndarray
+
+
+def make_problem(counts: np.ndarray, positions: np.ndarray, probe: np.ndarray, grid_shape: tuple[int, int],
+                 grid_origin: tuple[int, int], margin: int) -> RefineProblem:
+    """Geometry of a scan on a reconstruction grid (shape (H, W) whose pixel (0, 0) is object pixel ``grid_origin``
+    = (x0, y0)), padded by ``margin``. Raises ValueError when a window leaves the padded grid."""
+    counts = np.asarray(counts, np.float32)
+    N = counts.shape[-1]
+    org = physics.patch_origin(positions, N) - np.asarray(grid_origin, np.float64)  # patch (0,0) on the grid
+    base = np.floor(org).astype(np.int64)
+    fractions = org - base
+    corners = base  # window top-left on the padded grid: (base − margin) + margin
+    H, W = grid_shape[0] + 2 * margin, grid_shape[1] + 2 * margin
+    L = N + 2 * margin
+    if corners.min() < 0 or corners[:, 0].max() + L > W or corners[:, 1].max() + L > H:
+        raise ValueError("a pattern's window leaves the reconstruction grid")
+    p2 = np.abs(np.asarray(probe, np.complex64)) ** 2
+    illum = np.zeros((H, W), np.float32)
+    for x, y in corners.tolist():
+        illum[y + margin:y + margin + N, x + margin:x + margin + N] += p2
+    return RefineProblem(counts, corners, fractions, (H, W), margin, illum)
+
+
+def pad_object(obj: np.ndarray, margin: int, fill: complex | None = None) -> np.ndarray:
+    """The reconstruction-grid object padded by ``margin`` (edge values, or ``fill``) as the refinement's start."""
+    obj = np.asarray(obj, np.complex64)
+    if fill is None:
+        return np.pad(obj, margin, mode="edge")
+    return np.pad(obj, margin, constant_values=fill).astype(np.complex64)
+
+
+def start_object(shape: tuple[int, int], margin: int, stitched: np.ndarray | None = None,
+                 weight: np.ndarray | None = None) -> np.ndarray:
+    """The padded starting object: flat 1 (iterative), or a stitched PINN object (hybrid) with its uncovered
+    pixels (weight 0) set to the mean of the covered ones."""
+    if stitched is None:
+        H, W = shape
+        return np.ones((H + 2 * margin, W + 2 * margin), np.complex64)
+    obj = np.asarray(stitched, np.complex64)
+    covered = np.ones(obj.shape, bool) if weight is None else np.asarray(weight) > 0
+    fill = complex(obj[covered].mean()) if covered.any() else 1.0
+    return pad_object(np.where(covered, obj, fill), margin, fill)
+
+
+def crop_object(padded: np.ndarray, margin: int) -> np.ndarray:
+    return padded[margin:padded.shape[0] - margin, margin:padded.shape[1] - margin]
+
+
+# ------------------------------------------------------------------------------------------ oracle: forward
+def windows(obj: np.ndarray, corners: np.ndarray, L: int) -> np.ndarray:
+    """(B, L, L) windows of ``obj`` at ``corners`` (x, y)."""
+    return np.stack([obj[y:y + L, x:x + L] for x, y in np.asarray(corners).tolist()])
+
+
+def extract_patches(obj: np.ndarray, corners: np.ndarray, fractions: np.ndarray, N: int, margin: int) -> np.ndarray:
+    """(B, N, N) patches: each window shifted by −fraction (band-limited, engine.physics.fourier_shift) and
+    cropped to its centre."""
+    fx, fy = np.asarray(fractions, np.float64)[:, 0], np.asarray(fractions, np.float64)[:, 1]
+    w = physics.fourier_shift(windows(np.asarray(obj, np.complex128), corners, N + 2 * margin), -fy, -fx)
+    return w[:, margin:margin + N, margin:margin + N]
+
+
+def far_field(probe: np.ndarray, patches: np.ndarray) -> np.ndarray:
+    """F = fftshift(fft2(P·patch))/N (engine.physics.far_field)."""
+    return physics.far_field(np.asarray(probe, np.complex128) * patches)
+
+
+def newton_weight(lam: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """w = λ/(λ + n): inverse radial curvature of the Poisson deviance (up to 2), the detector-space preconditioner."""
+    return lam / (lam + n + WEIGHT_EPS)
+
+
+def deviance(lam: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per-pixel Poisson deviance λ − n + n·log(n/λ) (0·log 0 = 0), as engine.physics.poisson_deviance."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return lam - n + np.where(n > 0, n * np.log(np.where(n > 0, n, 1.0) / (lam + physics.LOSS_EPS)), 0.0)
+
+
+# ----------------------------------------------------------------------------------------- oracle: gradient
+def shift_adjoint(a: np.ndarray, dy, dx) -> np.ndarray:
+    """Adjoint of ``physics.fourier_shift(·, dy, dx)``: multiply the spectrum by the conjugate ramp (at the real
+    Nyquist bin the ramp is real, cos(πd), so the adjoint is not the inverse shift there)."""
+    spec = np.fft.fft2(np.asarray(a, np.complex128), axes=(-2, -1))
+    return np.fft.ifft2(spec * np.conj(physics.shift_ramp(a.shape[-2:], dy, dx)), axes=(-2, -1))
+
+
+def gradients(obj: np.ndarray, probe: np.ndarray, counts: np.ndarray, corners: np.ndarray, fractions: np.ndarray,
+              margin: int, with_probe: bool = False) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """(G_O, G_P, summed deviance) for a batch: G = ∂L_w/∂(·)* of the Newton-weighted surrogate (module docstring).
+
+    dL/dF* = w(1 − n/λ)F; dL/dψ* = N·ifft2(ifftshift(·)) (the adjoint of fftshift∘fft2/N); dL/dpatch* = conj(P)·that;
+    dL/dO* = Σ scatter(shift_adjoint(pad(·), −f)) over the batch; dL/dP* = Σ conj(patch)·dL/dψ*.
+    """
+    counts = np.asarray(counts, np.float64)
+    N = counts.shape[-1]
+    L = N + 2 * margin
+    P = np.asarray(probe, np.complex128)
+    patches = extract_patches(obj, corners, fractions, N, margin)
+    F = far_field(P, patches)
+    lam = np.abs(F) ** 2
+    w = newton_weight(lam, counts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dF = w * (1.0 - counts / (lam + physics.LOSS_EPS)) * F
+    dpsi = N * np.fft.ifft2(np.fft.ifftshift(dF, axes=(-2, -1)), axes=(-2, -1))
+    dpatch = np.conj(P) * dpsi
+    full = np.zeros((len(dpatch), L, L), np.complex128)
+    full[:, margin:margin + N, margin:margin + N] = dpatch
+    fx, fy = np.asarray(fractions, np.float64)[:, 0], np.asarray(fractions, np.float64)[:, 1]
+    dwin = shift_adjoint(full, -fy, -fx)
+    g_obj = np.zeros(np.shape(obj), np.complex128)
+    for (x, y), d in zip(np.asarray(corners).tolist(), dwin):
+        g_obj[y:y + L, x:x + L] += d
+    g_probe = np.sum(np.conj(patches) * dpsi, axis=0) if with_probe else None
+    return g_obj, g_probe, float(deviance(lam, counts).sum())
+
+
+def batch_illumination(shape: tuple[int, int], corners: np.ndarray, weight: np.ndarray, margin: int) -> np.ndarray:
+    """Σ over the batch of ``weight`` (N×N, e.g. |P|²) placed at each pattern's integer position on the grid."""
+    N = weight.shape[-1]
+    out = np.zeros(shape, np.float64)
+    for x, y in np.asarray(corners).tolist():
+        out[y + margin:y + margin + N, x + margin:x + margin + N] += weight
+    return out
+
+
+def normaliser(intensity: np.ndarray, beta: float) -> np.ndarray:
+    """rPIE's (1 − β)·I + β·max I: the local intensity, never below β of its maximum."""
+    return (1.0 - beta) * intensity + beta * float(np.max(intensity))
+
+
+def step(problem: RefineProblem, state: RefineState, sel: np.ndarray, cfg: RefineConfig,
+         update_probe: bool) -> tuple[RefineState, float]:
+    """One refinement step on the patterns ``sel`` (the reference update both backends must reproduce)."""
+    corners, fractions = problem.corners[sel], problem.fractions[sel]
+    g_obj, g_probe, dev = gradients(state.object, state.probe, problem.counts[sel], corners, fractions,
+                                    problem.margin, with_probe=update_probe)
+    P = np.asarray(state.probe, np.complex128)
+    den = normaliser(batch_illumination(problem.shape, corners, np.abs(P) ** 2, problem.margin), cfg.regularization)
+    obj = state.object - cfg.step * g_obj / den
+    probe = state.probe
+    if update_probe:
+        patches = extract_patches(state.object, corners, fractions, problem.N, problem.margin)
+        den_p = normaliser(np.sum(np.abs(patches) ** 2, axis=0), cfg.regularization)
+        probe = state.probe - cfg.step * g_probe / den_p
+    return RefineState(obj.astype(np.complex64), np.asarray(probe, np.complex64)), dev
+
+
+def momentum_mask(problem: RefineProblem) -> np.ndarray:
+    """The pixels that take momentum: lit by the scan (MOMENTUM_MIN_ILLUMINATION of the peak)."""
+    return problem.illumination > MOMENTUM_MIN_ILLUMINATION * float(problem.illumination.max())
+
+
+def epoch_batches(M: int, cfg: RefineConfig, epoch: int) -> list[np.ndarray]:
+    """The shuffled batches of ``epoch`` (0-based) — the same in every backend."""
+    from engine import grouping
+
+    return grouping.batches(grouping.epoch_order(M, cfg.seed, epoch), cfg.batch_size)
+
+
+def refine(problem: RefineProblem, start: RefineState, cfg: RefineConfig) -> tuple[RefineState, list[float]]:
+    """The whole refinement in numpy (reference for small problems; the backends run the same loop)."""
+    state = RefineState(start.object.copy(), start.probe.copy())
+    velocity = np.zeros_like(state.object)
+    mask = momentum_mask(problem)
+    losses = []
+    for epoch in range(cfg.epochs):
+        begin = state.object.copy()
+        total = 0.0
+        for sel in epoch_batches(problem.M, cfg, epoch):
+            state, dev = step(problem, state, sel, cfg, cfg.refine_probe and epoch >= cfg.probe_start)
+            total += dev
+        losses.append(total / problem.counts.size)
+        if cfg.momentum > 0:
+            velocity = np.where(mask, cfg.momentum * velocity + (state.object - begin), 0).astype(np.complex64)
+            state = RefineState(state.object + cfg.momentum * velocity, state.probe)
+    return state, losses
+
+
+__all__ = ["RefineConfig", "RefineProblem", "RefineState", "make_problem", "start_object", "crop_object",
+           "extract_patches", "gradients", "step", "refine", "epoch_batches", "momentum_mask"]

@@ -1,0 +1,147 @@
+"""Refinement on TensorFlow: engine/refine.py's update, with the gradient from GradientTape (docs/refinement.md).
+
+Each step: windows of the object at the batch's corners (``tf.gather_nd``) → band-limited shift by −fraction →
+crop → far field of P·patch; ∂L_w/∂F* of the Newton-weighted Poisson surrogate is written out and the tape carries
+it back through the linear part (extraction, probe, FFT) to ∂/∂O* and ∂/∂P*. The step is one ``tf.function`` with a
+free batch dimension (one trace); the loop (batches in the shared order, epoch momentum, hooks) is
+engine.refine.refine's, line for line.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from engine import physics
+from engine import refine as R
+from engine.backend_api import RefineHooks, RefineResult
+
+
+class Refiner:
+    """The problem as device constants and the compiled step; one per refinement, nothing global."""
+
+    def __init__(self, problem: R.RefineProblem, cfg: R.RefineConfig):
+        self.problem, self.cfg = problem, cfg
+        N, m, L = problem.N, problem.margin, problem.L
+        self.N, self.m, self.L = N, m, L
+        counts = np.fft.ifftshift(np.asarray(problem.counts, np.float32), axes=(-2, -1))  # FFT order, no fftshift
+        self.counts = tf.constant(counts)
+        k = np.fft.fftfreq(L)
+        self.ry = tf.constant(physics.ramp_1d(k, -problem.fractions[:, 1], np.complex64))
+        self.rx = tf.constant(physics.ramp_1d(k, -problem.fractions[:, 0], np.complex64))
+        grid = np.arange(L)
+        cy, cx = problem.corners[:, 1], problem.corners[:, 0]
+        rows = (cy[:, None, None] + grid[None, :, None]) * np.ones((1, 1, L), np.int64)
+        cols = (cx[:, None, None] + grid[None, None, :]) * np.ones((1, L, 1), np.int64)
+        self.window_index = tf.constant(np.stack([rows, cols], axis=-1).astype(np.int32))  # (M, L, L, 2)
+        place_r = cy[:, None, None] + m + np.arange(N)[None, :, None] * np.ones((1, 1, N), np.int64)
+        place_c = cx[:, None, None] + m + np.arange(N)[None, None, :] * np.ones((1, N, 1), np.int64)
+        self.patch_index = tf.constant(np.stack([place_r, place_c], axis=-1).astype(np.int32))  # (M, N, N, 2)
+        self.shape = problem.shape
+        self.mask = tf.constant(R.momentum_mask(problem))
+        sel = tf.TensorSpec((None,), tf.int32)
+        obj = tf.TensorSpec(problem.shape, tf.complex64)
+        probe = tf.TensorSpec((N, N), tf.complex64)
+        self.step_object = tf.function(lambda o, p, s: self._step(o, p, s, False), autograph=False,
+                                       input_signature=[obj, probe, sel])
+        self.step_both = tf.function(lambda o, p, s: self._step(o, p, s, True), autograph=False,
+                                     input_signature=[obj, probe, sel])
+
+    # --------------------------------------------------------------------------------- model, top to bottom
+    def patches(self, obj: tf.Tensor, sel: tf.Tensor) -> tf.Tensor:
+        """(B, N, N): windows shifted by −fraction (band-limited) and cropped to their centre."""
+        win = tf.gather_nd(obj, tf.gather(self.window_index, sel))
+        ramp = tf.gather(self.ry, sel)[:, :, None] * tf.gather(self.rx, sel)[:, None, :]
+        m, N = self.m, self.N
+        return tf.signal.ifft2d(tf.signal.fft2d(win) * ramp)[:, m:m + N, m:m + N]
+
+    def far_field_gradient(self, F: tf.Tensor, sel: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(∂L_w/∂F* = w·(1 − n/λ)·F with w = λ/(λ + n), Σ deviance in float64) — as engine.torch.refine."""
+        lam = tf.math.square(tf.math.real(F)) + tf.math.square(tf.math.imag(F))
+        n = tf.gather(self.counts, sel)
+        w = lam / (lam + n + R.WEIGHT_EPS)
+        ratio = tf.where(n > 0, n, tf.ones_like(n)) / (lam + physics.LOSS_EPS)
+        dev = tf.reduce_sum(tf.cast(lam - n + n * tf.math.log(ratio), tf.float64))
+        return tf.cast(w * (1.0 - n / (lam + physics.LOSS_EPS)), tf.complex64) * F, dev
+
+    def _illumination(self, weight: tf.Tensor, sel: tf.Tensor) -> tf.Tensor:
+        """Σ of ``weight`` (N×N) at the batch's integer positions on the grid (engine.refine.batch_illumination)."""
+        idx = tf.gather(self.patch_index, sel)
+        values = tf.broadcast_to(weight, tf.shape(idx)[:3])
+        return tf.scatter_nd(idx, values, self.shape)
+
+    def _step(self, obj: tf.Tensor, probe: tf.Tensor, sel: tf.Tensor, update_probe: bool):
+        cfg = self.cfg
+        with tf.GradientTape() as tape:
+            tape.watch(obj)
+            if update_probe:
+                tape.watch(probe)
+            F = tf.signal.fft2d(probe * self.patches(obj, sel)) / tf.cast(self.N, tf.complex64)
+        dF, dev = self.far_field_gradient(tf.stop_gradient(F), sel)
+        # TensorFlow's complex convention: the gradient passed in and returned is 2·∂L/∂z*
+        sources = [obj, probe] if update_probe else [obj]
+        grads = tape.gradient(F, sources, output_gradients=2 * dF)
+        beta = cfg.regularization
+        den = _normaliser(self._illumination(tf.math.square(tf.abs(probe)), sel), beta)
+        new_obj = obj - tf.cast(cfg.step, tf.complex64) * (grads[0] / 2) / tf.cast(den, tf.complex64)
+        new_probe = probe
+        if update_probe:
+            inten = tf.reduce_sum(tf.math.square(tf.abs(self.patches(obj, sel))), axis=0)
+            new_probe = probe - tf.cast(cfg.step, tf.complex64) * (grads[1] / 2) / tf.cast(
+                _normaliser(inten, beta), tf.complex64)
+        return new_obj, new_probe, dev
+
+    def step(self, obj: tf.Tensor, probe: tf.Tensor, sel: np.ndarray, update_probe: bool):
+        fn = self.step_both if update_probe else self.step_object
+        new_obj, new_probe, dev = fn(obj, probe, tf.constant(np.asarray(sel, np.int32)))
+        return new_obj, new_probe, float(dev)
+
+
+def _normaliser(intensity: tf.Tensor, beta: float) -> tf.Tensor:
+    return (1.0 - beta) * intensity + beta * tf.reduce_max(intensity)
+
+
+def _c64(a: np.ndarray) -> tf.Tensor:
+    return tf.constant(np.asarray(a, np.complex64))
+
+
+def refine_step(problem: R.RefineProblem, state: R.RefineState, sel: np.ndarray, cfg: R.RefineConfig,
+                update_probe: bool) -> tuple[R.RefineState, float]:
+    """One step from ``state`` on ``sel`` (parity level 2: the same update as engine.refine.step)."""
+    obj, probe, dev = Refiner(problem, cfg).step(_c64(state.object), _c64(state.probe), np.asarray(sel), update_probe)
+    return R.RefineState(obj.numpy(), probe.numpy()), dev
+
+
+def refine(problem: R.RefineProblem, start: R.RefineState, cfg: R.RefineConfig, hooks: RefineHooks
+           ) -> RefineResult:
+    """engine.refine.refine on TensorFlow, with progress and cancel through ``hooks`` (checked after every batch)."""
+    ref = Refiner(problem, cfg)
+    obj, probe = _c64(start.object), _c64(start.probe)
+    velocity = tf.zeros_like(obj)
+    pixels = problem.N * problem.N
+    history: list[dict] = []
+    hooks.on_start(cfg.epochs, problem.M)
+    for epoch in range(cfg.epochs):
+        t0 = time.perf_counter()
+        begin, total, done = obj, 0.0, 0
+        for sel in R.epoch_batches(problem.M, cfg, epoch):
+            obj, probe, dev = ref.step(obj, probe, sel, cfg.refine_probe and epoch >= cfg.probe_start)
+            total += dev
+            done += len(sel)
+            hooks.on_batch_end(epoch, done, dev / (len(sel) * pixels))
+            if hooks.should_stop():
+                return RefineResult(R.RefineState(obj.numpy(), probe.numpy()), history, "cancelled")
+        if cfg.momentum > 0:
+            eta = tf.cast(cfg.momentum, tf.complex64)
+            velocity = tf.where(ref.mask, eta * velocity + (obj - begin), tf.zeros_like(obj))
+            obj = obj + eta * velocity
+        seconds = time.perf_counter() - t0
+        record = {"epoch": epoch, "loss": total / (problem.M * pixels), "seconds": seconds,
+                  "patterns_per_s": problem.M / max(seconds, 1e-9)}
+        history.append(record)
+        hooks.on_epoch_end(epoch, record["loss"], seconds, record["patterns_per_s"])
+        if not math.isfinite(record["loss"]):
+            return RefineResult(R.RefineState(obj.numpy(), probe.numpy()), history, "diverged")
+    return RefineResult(R.RefineState(obj.numpy(), probe.numpy()), history, "ok")
