@@ -28,14 +28,14 @@ PROGRESS_EVERY_S = 0.2
 # ------------------------------------------------------------------------------------------- preparation
 def prepare_training(ds, cfg: RunConfig, scales: Scales | None = None) -> tuple[TrainingData, PhysicsConstants]:
     """Scales, groups and the train/val split for ``ds`` (a validated engine.dataset.Dataset with a probe)."""
-    scales = scales or compute_scales(ds.diffraction, ds.probe)
+    scales = scales or compute_scales(ds.measured, ds.probe)
     tc, mc = cfg.training, cfg.model
     groups = grouping.make_groups(ds.positions, mc.gridsize, mc.N, tc.n_groups, tc.seed, tc.neighbours)
     train_idx, val_idx = grouping.split_train_val(len(groups), tc.val_fraction, tc.seed)
-    data = TrainingData(amplitude=np.asarray(ds.diffraction, np.float32), train=groups.take(train_idx),
+    data = TrainingData(amplitude=np.asarray(ds.measured, np.float32), train=groups.take(train_idx),
                         val=groups.take(val_idx), input_scale=scales.input_scale)
     consts = PhysicsConstants(probe=np.asarray(ds.probe, np.complex64), photon_scale=scales.photon_scale,
-                              input_scale=scales.input_scale, N=mc.N, C=mc.channels)
+                              input_scale=scales.input_scale, N=mc.N, C=mc.channels, valid=ds.valid)
     return data, consts
 
 
@@ -50,7 +50,7 @@ def check_training_input(source: str, ds, cfg: RunConfig) -> None:
     if ds.probe is None:
         raise InputError(source, "probeGuess", "expected a probe (training needs probeGuess)")
     try:
-        compute_scales(ds.diffraction, ds.probe)
+        compute_scales(ds.measured, ds.probe)
     except ValueError as exc:
         raise InputError(source, "diffraction", f"expected patterns and a probe with signal ({exc})") from exc
     groups = grouping.make_groups(ds.positions, mc.gridsize, mc.N, cfg.training.n_groups, cfg.training.seed,
@@ -194,18 +194,18 @@ def run_inference(job, bundle, ds, backend, batch_size: int, data_source: str, b
     """Predict, stitch, evaluate and write recon.npz, metrics.json, previews and product.h5 into the job's run."""
     from engine import physics
     from engine.preview import write_previews
-    from engine.product import write_product
+    from engine.product import write_product, write_product_cxi
     from engine.recon import write_recon
 
     cfg = bundle.run_config
     N = cfg.model.N
     probe = ds.probe if ds.probe is not None else bundle.probe
-    input_scale = compute_scales(ds.diffraction, probe).input_scale  # statistical: from the data being inferred
+    input_scale = compute_scales(ds.measured, probe).input_scale  # statistical: from the data being inferred
     consts = PhysicsConstants(probe=np.asarray(probe, np.complex64), photon_scale=bundle.scales.photon_scale,
-                              input_scale=input_scale, N=N, C=cfg.model.channels)
+                              input_scale=input_scale, N=N, C=cfg.model.channels, valid=ds.valid)
     job.stage("grouping")
     groups = inference_groups(ds, cfg)
-    x = (np.asarray(ds.diffraction, np.float32)[groups.indices] * np.float32(input_scale)).astype(np.float32)
+    x = (np.asarray(ds.measured, np.float32)[groups.indices] * np.float32(input_scale)).astype(np.float32)
     job.log(f"inference on {len(groups)} groups of {cfg.model.channels} ({ds.M} patterns), "
             f"input scale {input_scale:.4g} from the data, photon scale {bundle.scales.photon_scale:.4g} from the bundle")
     job.stage("inference")
@@ -243,13 +243,20 @@ def run_inference(job, bundle, ds, backend, batch_size: int, data_source: str, b
     for kind, path in write_previews(run_dir, obj, wsum > 0, metrics, title=f"{backend_name}").items():
         job.artifact(f"preview_{kind}", path)
     costs = [h.get("train_loss") for h in (history if history is not None else bundle.history)]
-    write_product(run_dir / "product.h5", obj=obj, origin=origin, probe=probe, positions=ds.positions,
-                  pixel_size_m=getattr(ds, "pixel_size_m", None), name=job.run.run_id,
-                  photon_count=ds.nphotons, costs=np.array([c if c is not None else np.nan for c in costs], np.float32),
-                  provenance={"run_id": job.run.run_id, "backend": backend_name,
-                              "bundle_manifest_sha256": bundle.manifest_sha256,
-                              "bundle_trained_by": bundle.backend, "data": str(data_source)})
+    product = dict(obj=obj, origin=origin, probe=probe, positions=ds.positions, geometry=ds.geometry,
+                   name=job.run.run_id, photon_count=ds.nphotons,
+                   costs=np.array([c if c is not None else np.nan for c in costs], np.float32),
+                   provenance={"run_id": job.run.run_id, "backend": backend_name,
+                               "bundle_manifest_sha256": bundle.manifest_sha256,
+                               "bundle_trained_by": bundle.backend, "data": str(data_source)})
+    write_product(run_dir / "product.h5", **product)
     job.artifact("product", run_dir / "product.h5")
+    write_product_cxi(run_dir / "product.cxi", **product)
+    job.artifact("product_cxi", run_dir / "product.cxi")
+    if not ds.geometry.known:
+        job.log("the data state no geometry (energy, distance, pixel size): product.h5 and product.cxi use a "
+                    "default pixel size of 1e-8 m and say so (pinnacle/pixel_size_source); pass --energy-ev, "
+                    "--distance-m, --detector-pixel-m for metres")
     return InferenceResult(object=obj, weight=wsum, origin=origin, metrics=metrics)
 
 
@@ -260,10 +267,12 @@ def require_trained(bundle, source) -> None:
                          "a run cancelled before its first epoch has no usable model)")
 
 
-def _load_data(path: str | Path, require_probe: bool, N: int | None = None):
+def _load_data(path: str | Path, require_probe: bool, N: int | None = None, options=None):
+    """Any scan format (engine.dataset.load_dataset); ``options`` (engine.formats.geometry.ScanOptions) add or
+    override geometry, crop the detector, or read the probe / positions from other files."""
     from engine.dataset import load_dataset
 
-    ds = load_dataset(path, require_probe=require_probe)
+    ds = load_dataset(path, require_probe=require_probe, options=options)
     if N is not None and ds.N != N:
         raise InputError(str(path), "diffraction", f"expected patterns of N = {N} (the model's N), got {ds.N}")
     return ds
@@ -272,13 +281,15 @@ def _load_data(path: str | Path, require_probe: bool, N: int | None = None):
 def _dataset_info(ds) -> dict:
     from engine.dataset import fingerprint
 
-    return {"path": ds.source, "M": ds.M, "N": ds.N, "fingerprint": fingerprint(ds), "has_truth": ds.has_truth}
+    return {"path": ds.source, "M": ds.M, "N": ds.N, "fingerprint": fingerprint(ds), "has_truth": ds.has_truth,
+            "format": ds.format, "geometry": ds.geometry.to_dict(),
+            "masked_pixels": 0 if ds.valid is None else int(ds.valid.size - ds.valid.sum())}
 
 
 def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, events: str | None = None,
               events_fd: int | None = None, resume: str | None = None, *, accelerator: str = "cpu",
               devices: int | str = 1, test_path: str | Path | None = None, dataset=None,
-              human: bool | None = None) -> int:
+              human: bool | None = None, options=None) -> int:
     """Train ``cfg`` on ``data_path`` into a new run (bundle/, checkpoints/, optional test inference); exit code."""
     import time
 
@@ -292,9 +303,10 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
 
     # ---- everything that can be bad input, before the run directory exists
     RunStore(runs_root).check_writable(create=False)
-    ds = dataset if dataset is not None else _load_data(data_path, require_probe=True)
+    ds = dataset if dataset is not None else _load_data(data_path, require_probe=True, options=options)
     check_training_input(str(data_path), ds, cfg)
-    test_ds = _load_data(test_path, require_probe=False, N=cfg.model.N) if test_path else None
+    test_options = options.without_product() if options is not None else None
+    test_ds = _load_data(test_path, require_probe=False, N=cfg.model.N, options=test_options) if test_path else None
     resume_path = resolve_resume(resume, runs_root, cfg.backend, cfg) if resume else None
     backend = load_backend(cfg.backend)
     info = _dataset_info(ds)
@@ -356,7 +368,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
 
 def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | None, runs_root: str | Path,
               events: str | None = None, events_fd: int | None = None, batch_size: int | None = None,
-              truth: str | Path | None = None, human: bool | None = None) -> int:
+              truth: str | Path | None = None, human: bool | None = None, options=None) -> int:
     """Reconstruct ``data_path`` with a bundle into a new run (recon.npz, previews, product.h5, metrics.json).
 
     ``truth``: a dataset NPZ whose objectGuess scores the result when the data itself has none.
@@ -373,7 +385,7 @@ def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | Non
     bundle = load_bundle(bundle_path)
     require_trained(bundle, bundle_path)
     N = bundle.run_config.model.N
-    ds = _load_data(data_path, require_probe=False, N=N)
+    ds = _load_data(data_path, require_probe=False, N=N, options=options)
     if truth is not None and ds.object is None:
         truth_ds = _load_data(truth, require_probe=False)
         if truth_ds.object is None:
