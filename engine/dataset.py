@@ -215,13 +215,15 @@ def _read_member(npz, key: str, source: str) -> np.ndarray:
 
 def _read_npz(path: Path, source: str) -> dict[str, np.ndarray]:
     if not path.exists():
-        raise InputError(source, _FILE, "expected an existing scan file (NPZ, CXI or Ptychodus HDF5); nothing is "
-                         "at this path")
+        raise InputError(source, _FILE, "expected an existing NPZ file; nothing is at this path" if path.suffix.lower()
+                         == ".npz" else "expected an existing scan file (NPZ, CXI or Ptychodus HDF5); nothing is at "
+                         "this path")
     if not path.is_file():
         raise InputError(source, _FILE, "expected an NPZ file, got a directory or special file")
     if not zipfile.is_zipfile(path):
-        raise InputError(source, _FILE, "expected an NPZ archive (a zip of .npy arrays) or an HDF5 scan (CXI, "
-                         "Ptychodus diffraction.h5); this is neither")
+        if path.suffix.lower() in (".cxi", ".h5", ".hdf5"):
+            raise InputError(source, _FILE, "expected an HDF5 file (CXI, Ptychodus diffraction.h5); this is not one")
+        raise InputError(source, _FILE, "expected an NPZ archive (a zip of .npy arrays); this is not a zip file")
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = [k for k in KNOWN_KEYS if k in npz.files]

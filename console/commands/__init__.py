@@ -1,4 +1,5 @@
 """Subcommand modules; each exposes ``register(app)``. Keep module-level imports light (typer, stdlib)."""
-from console.commands import console_cmd, evaluate, simulate, validate, runs, selftest, train, infer, parity
+from console.commands import (console_cmd, convert, evaluate, simulate, validate, runs, selftest, train, infer,
+                              parity)
 
-COMMAND_MODULES = [console_cmd, evaluate, validate, simulate, runs, selftest, train, infer, parity]
+COMMAND_MODULES = [console_cmd, evaluate, validate, simulate, convert, runs, selftest, train, infer, parity]

@@ -81,14 +81,9 @@ def read_product_file(path: str | Path, option: str | None, *, need_probe: bool 
             raise h5.missing(source, "probeGuess", "a probe (N, N)")
         return ProductParts(source=source, probe=arrays["probeGuess"], probe_path="probeGuess")
     with h5.open_h5(p, source) as f:
-        is_cxi, is_product = cxi.is_cxi(f), ptychodus.is_product(f)
-    if is_cxi:
-        parts = cxi.read_cxi(p, source, need_data=False)[1]
-    elif is_product or need_probe:
-        parts = ptychodus.read_product(p, source)
-    else:
-        raise InputError(source, "file", "expected a Ptychodus product.h5 (probe, object, probe_position_x_m) or a "
-                         "CXI file")
+        is_cxi = cxi.is_cxi(f)
+    # anything else is read as Ptychodus' product.h5, whose reader names each key it lacks
+    parts = cxi.read_cxi(p, source, need_data=False)[1] if is_cxi else ptychodus.read_product(p, source)
     if need_probe and parts.probe is None:
         raise h5.missing(source, parts.probe_path, "a probe")
     return parts
@@ -135,6 +130,9 @@ def output_kind(path: str | Path) -> str:
     if kind is None:
         raise InputError(str(path), None, "expected an output ending in .npz, .cxi, or a directory / diffraction.h5 "
                          "for Ptychodus' diffraction.h5 + product.h5")
+    if kind == "ptychodus" and p.suffix and p.name != "diffraction.h5":
+        raise InputError(str(path), None, "expected a directory or a path named diffraction.h5 (Ptychodus' layout: "
+                         "diffraction.h5 + product.h5 side by side)")
     return kind
 
 
@@ -158,12 +156,9 @@ def save_scan(path: str | Path, ds) -> list[Path]:
         from engine.formats.cxi import write_cxi
 
         return [write_cxi(p, ds=checked)]
-    from engine.formats.ptychodus import DIFFRACTION_FILE, write_pair
+    from engine.formats.ptychodus import write_pair
 
     if p.suffix:
-        if p.name != DIFFRACTION_FILE:
-            raise InputError(str(path), None, f"expected a directory or a path named {DIFFRACTION_FILE} (Ptychodus' "
-                             "layout: diffraction.h5 + product.h5 side by side)")
         p = p.parent
     if ds.probe is None:
         raise InputError(ds.source, "probeGuess", "expected a probe: Ptychodus' product.h5 always holds one")

@@ -108,11 +108,7 @@ def _geometry(d: DiffractionParts, p: ProductParts, options: ScanOptions, N: int
     z, z_over = pick(options.distance_m, d.distance_m, p.distance_m)
     px, p_over = pick(options.detector_pixel_m, d.detector_pixel_m)
     over = tuple(name for name, o in (("energy", e_over), ("distance", z_over), ("detector pixel", p_over)) if o)
-    stated = None
-    if p.object_pixel_m and not cropped:
-        stated = p.object_pixel_m
-    elif p.probe_pixel_m and p.probe is not None and p.probe.shape[-1] == N:
-        stated = p.probe_pixel_m
+    stated = p.object_pixel_m if p.object_pixel_m and not cropped else None  # a product's own sampling
     g = geo.resolve(N, e, z, px, stated, overridden=over)
     if g.known:
         return g

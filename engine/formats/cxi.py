@@ -184,7 +184,7 @@ def write_cxi(path: str | Path, *, ds=None, product: ProductData | None = None) 
 def product_of(ds) -> ProductData:
     """The product part of a scan: its positions, probe and (ground-truth) object in its own pixel frame."""
     return ProductData(positions_px=ds.positions, geometry=ds.geometry, probe=ds.probe, object=ds.object,
-                       object_role="ground truth" if ds.object is not None else "", name=Path(ds.source).stem)
+                       object_role="ground truth" if ds.object is not None else "")
 
 
 def _write_geometry(f, g: Geometry) -> None:

@@ -28,7 +28,7 @@ ENERGY_KEYS = ("photon_energy_eV", "probe_energy_eV")
 
 
 def is_diffraction(f) -> bool:
-    return PATTERNS in f and INDEXES in f
+    return PATTERNS in f
 
 
 def is_product(f) -> bool:
