@@ -405,3 +405,62 @@ def test_console_lists_beamline_files_but_not_products(tmp_path, scan):
     assert [p.name for p in list_datasets(str(tmp_path), tmp_path / "none")] == ["s.cxi"]
     info = inspect_dataset(tmp_path / "s.cxi")
     assert info.error is None and dict(info.summary)["patterns"] == "9"
+
+
+# ------------------------------------------------------------------------------- reconstruction, end to end
+@pytest.mark.tf
+def test_cxi_reconstructs_like_the_npz_of_the_same_scan(tmp_path, capsys):
+    """One simulated scan as NPZ and as a beamline CXI (positions from metres): a bundle trained on the CXI scores
+    the same on both files (float32 round-off of the stitching), and the product carries Δ = λz/(Np) = 10 nm and
+    the CXI's own positions in metres; Ptychodus (when installed) reads that product back unchanged."""
+    pytest.importorskip("tensorflow")
+    import importlib.util
+
+    from engine.recon import load_recon
+
+    sim = ["--N", "64", "--positions", "49", "--size", "112", "--seed", "4"]
+    assert _cli(capsys, "simulate", tmp_path / "s.npz", *sim)[0] == 0
+    assert _cli(capsys, "simulate", tmp_path / "s.cxi", *sim)[0] == 0
+    _edit(tmp_path / "s.cxi", lambda f: f.__delitem__(cxi.PINNACLE))  # as from elsewhere: metres only
+    rc, out, err = _cli(capsys, "train", tmp_path / "s.cxi", "--test", tmp_path / "s.cxi", "--epochs", "2",
+                        "--runs", tmp_path / "runs", "--no-progress")
+    assert rc == 0, err
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    rc, out, err = _cli(capsys, "infer", run / "bundle", tmp_path / "s.npz", "--runs", tmp_path / "runs2",
+                        "--no-progress")
+    assert rc == 0, err
+    (run_npz,) = [p for p in (tmp_path / "runs2").iterdir() if p.is_dir()]
+    m_cxi = json.loads((run / "metrics.json").read_text())
+    m_npz = json.loads((run_npz / "metrics.json").read_text())
+    for part in ("phase", "amplitude"):
+        for name in ("ssim", "mae"):
+            assert m_cxi[part][name] == pytest.approx(m_npz[part][name], abs=1e-4), (part, name)
+    rec_cxi, rec_npz = load_recon(run / "recon.npz"), load_recon(run_npz / "recon.npz")
+    assert rec_cxi.origin == rec_npz.origin
+    assert np.abs(rec_cxi.object - rec_npz.object).max() <= 1e-4 * np.abs(rec_npz.object).max()
+
+    expected = object_pixel_m(12398.419843320026, 0.48, 75e-6, 64)
+    assert expected == pytest.approx(10e-9, rel=1e-12)
+    with h5py.File(run / "product.h5") as f, h5py.File(tmp_path / "s.cxi") as c:
+        assert f["object"].attrs["pixel_width_m"] == pytest.approx(expected, rel=1e-12)
+        assert f["probe"].attrs["pixel_width_m"] == pytest.approx(expected, rel=1e-12)
+        assert f.attrs["photon_energy_eV"] == pytest.approx(12398.419843320026, rel=1e-12)
+        assert f.attrs["detector_object_distance_m"] == 0.48
+        pos_m = np.stack([f["probe_position_x_m"][()], f["probe_position_y_m"][()]], axis=1)
+        np.testing.assert_allclose(pos_m, c[cxi.TRANSLATION][()][:, :2], rtol=0, atol=1e-6 * expected)
+        assert f["pinnacle"].attrs["pixel_size_source"].startswith("computed")
+        assert len(f["loss_values"][()]) == 2
+    with h5py.File(run_npz / "product.h5") as f:  # the NPZ states no geometry: the product says so
+        assert f["object"].attrs["pixel_width_m"] == 1e-8 and f.attrs["photon_energy_eV"] == 0.0
+        assert "unknown" in f["pinnacle"].attrs["pixel_size_source"]
+    assert (run / "product.cxi").is_file()
+    if importlib.util.find_spec("ptychodus") is not None:
+        from ptychodus.api.io import load_product
+
+        product = load_product(run / "product.h5")
+        np.testing.assert_array_equal(product.object_.get_array()[0], rec_cxi.object)
+        with h5py.File(tmp_path / "s.cxi") as c:
+            np.testing.assert_array_equal(product.probes.get_array()[0, 0], c[cxi.PROBE][()])
+            t = c[cxi.TRANSLATION][()]
+        np.testing.assert_allclose(product.probe_positions.get_coordinates_x_m(), t[:, 0], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(product.probe_positions.get_coordinates_y_m(), t[:, 1], rtol=0, atol=1e-15)
