@@ -141,6 +141,8 @@ def write_inputs(path: Path, cases: dict[str, Case], ops: dict[str, dict[str, np
         arrays[f"{name}/cfg"] = np.array(json.dumps(to_dict(c.cfg)))
         arrays[f"{name}/probe"] = np.asarray(c.consts.probe, np.complex64)
         arrays[f"{name}/scales"] = np.array([c.consts.photon_scale, c.consts.input_scale], np.float64)
+        if c.consts.valid is not None:
+            arrays[f"{name}/valid"] = np.asarray(c.consts.valid, bool)  # the detector mask the loss honours
         for field in ("x", "counts", "offsets"):
             arrays[f"{name}/batch/{field}"] = np.asarray(getattr(c.batch, field), np.float32)
         _put(arrays, f"{name}/w/", c.weights)
@@ -166,7 +168,9 @@ def read_inputs(path: Path) -> dict[str, Case]:
         for name in json.loads(str(z["cases"])):
             cfg = from_dict(json.loads(str(z[f"{name}/cfg"])))
             photon_scale, input_scale = (float(v) for v in z[f"{name}/scales"])
-            consts = PhysicsConstants(z[f"{name}/probe"], photon_scale, input_scale, cfg.model.N, cfg.model.channels)
+            valid = z[f"{name}/valid"] if f"{name}/valid" in z.files else None
+            consts = PhysicsConstants(z[f"{name}/probe"], photon_scale, input_scale, cfg.model.N, cfg.model.channels,
+                                      valid=valid)
             batch = Batch(*(z[f"{name}/batch/{f}"] for f in ("x", "counts", "offsets")))
             given = tuple(_get(z, f"{name}/given/{i}/") for i in range(int(z[f"{name}/given"])))
             cases[name] = Case(cfg, _get(z, f"{name}/w/"), consts, batch, given)

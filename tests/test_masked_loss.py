@@ -2,6 +2,8 @@
 change neither the loss nor any parameter's gradient, and the masked loss is the mean over valid pixels only."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,16 @@ def test_masked_loss_is_the_oracle_mean_over_valid_pixels(backend):
         got = backend.batch_loss(cfg, w, consts, garbage, loss)
         assert abs(got - want) <= 1e-4 * max(1.0, abs(want))  # float32 network vs float64 oracle, as level 1
         assert abs(oracle(lam, clean.counts) - want) > 1e-3  # the mask makes a difference here
+
+
+def test_parity_probe_inputs_carry_the_mask(tmp_path):
+    """Parity levels 1-2 run in child processes: the case they read must hold the mask the training loss uses."""
+    from engine.config import RunConfig
+    from engine.parity_probe import Case, read_inputs, write_inputs
+
+    cfg, w, consts, clean, _ = _case()
+    write_inputs(tmp_path / "in.npz", {"masked": Case(RunConfig(model=cfg), w, consts, clean),
+                                       "plain": Case(RunConfig(model=cfg), w, replace(consts, valid=None), clean)})
+    back = read_inputs(tmp_path / "in.npz")
+    np.testing.assert_array_equal(back["masked"].consts.valid, consts.valid)
+    assert back["plain"].consts.valid is None

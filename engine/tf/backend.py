@@ -49,7 +49,7 @@ class Pinn:
         self.window = tf.constant(merge_window(N))
         self.k = tp.fftfreq(R)  # ky = kx: the merged region is square
         valid = None if consts.valid is None else tf.constant(np.asarray(consts.valid, bool))  # detector mask
-        self.loss_fn = functools.partial(tp.LOSSES[loss], valid=valid)
+        self.loss_fn = tp.LOSSES[loss] if valid is None else functools.partial(tp.LOSSES[loss], valid=valid)
         self.optimizer = None
         if learning_rate is not None:
             self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=ADAM_BETAS[0],

@@ -56,7 +56,8 @@ class PtychoModule(L.LightningModule):
 
     def loss(self, batch) -> torch.Tensor:
         x, counts, offsets = batch
-        return self.loss_fn(self.predicted_counts(x, offsets), counts, self.valid)
+        lam = self.predicted_counts(x, offsets)
+        return self.loss_fn(lam, counts) if self.valid is None else self.loss_fn(lam, counts, self.valid)
 
     # --------------------------------------------------------------------------------------- Lightning steps
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
