@@ -274,7 +274,8 @@ def _load_data(path: str | Path, require_probe: bool, N: int | None = None, opti
 
     ds = load_dataset(path, require_probe=require_probe, options=options)
     if N is not None and ds.N != N:
-        raise InputError(str(path), "diffraction", f"expected patterns of N = {N} (the model's N), got {ds.N}")
+        hint = f" (pass --crop {N} for the central {N}x{N} of the detector)" if ds.format != "npz" and ds.N > N else ""
+        raise InputError(str(path), "diffraction", f"expected patterns of N = {N} (the model's N), got {ds.N}{hint}")
     return ds
 
 

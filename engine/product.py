@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.formats.geometry import DEFAULT_PIXEL_SIZE_M, Geometry, resolve  # noqa: F401  (re-exported default)
+from engine.formats.geometry import Geometry, resolve
 from engine.formats.parts import ProductData
 
 

@@ -16,7 +16,7 @@ from console.cli import main
 from engine import physics
 from engine.dataset import fingerprint, load_dataset, save_dataset
 from engine.errors import InputError
-from engine.formats import cxi, ptychodus, save_scan
+from engine.formats import cxi, save_scan
 from engine.formats.assemble import resample_probe
 from engine.formats.geometry import (GRID_MARGIN_PX, ELECTRON_VOLT_J, ScanOptions, object_pixel_m, to_metres,
                                      wavelength_m)
@@ -464,3 +464,37 @@ def test_cxi_reconstructs_like_the_npz_of_the_same_scan(tmp_path, capsys):
             t = c[cxi.TRANSLATION][()]
         np.testing.assert_allclose(product.probe_positions.get_coordinates_x_m(), t[:, 0], rtol=0, atol=1e-15)
         np.testing.assert_allclose(product.probe_positions.get_coordinates_y_m(), t[:, 1], rtol=0, atol=1e-15)
+
+
+def test_validate_states_unknown_geometry_and_the_mask(tmp_path, capsys, scan):
+    save_dataset(tmp_path / "plain.npz", simulated_scan(geometry=False))
+    rc, out, err = _cli(capsys, "validate", tmp_path / "plain.npz")
+    assert rc == 0 and "unknown (the file states no energy" in out
+    path, bad = _masked_cxi(tmp_path, scan)
+    rc, out, err = _cli(capsys, "validate", path, "--json")
+    s = json.loads(out)
+    assert rc == 0 and s["format"] == "cxi" and s["masked_pixels"] == int(bad.sum())
+    assert s["geometry"]["source"] == "computed" and s["geometry"]["object_pixel_m"] == pytest.approx(20e-9)
+
+
+def test_training_input_honours_the_mask(tmp_path, scan):
+    """The pipeline hands the mask to the loss and zeros masked pixels in the network input and the scales."""
+    from engine.config import ModelConfig, RunConfig, TrainingConfig
+    from engine.pipeline import prepare_training
+
+    path, bad = _masked_cxi(tmp_path, scan)
+    ds = load_dataset(path)
+    cfg = RunConfig(model=ModelConfig(N=32, n_filters_scale=1), training=TrainingConfig(epochs=1))
+    data, consts = prepare_training(ds, cfg)
+    assert np.array_equal(consts.valid, ~bad)
+    assert not data.amplitude[:, bad].any() and np.array_equal(data.amplitude[:, ~bad], ds.diffraction[:, ~bad])
+
+
+def test_a_larger_detector_for_a_smaller_model_suggests_the_crop(tmp_path, scan):
+    from engine.pipeline import _load_data
+
+    path = save_scan(tmp_path / "s.cxi", scan)[0]
+    with pytest.raises(InputError) as err:
+        _load_data(path, False, N=16)
+    assert "--crop 16" in err.value.expected
+    assert _load_data(path, False, N=16, options=ScanOptions(crop=16)).N == 16

@@ -6,7 +6,6 @@ readers need only h5py and numpy); without it this file skips and says why.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest

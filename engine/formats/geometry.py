@@ -8,7 +8,6 @@ Kept free of file I/O and of ``engine.dataset`` so that the data contract can im
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -30,10 +29,6 @@ DEFAULT_PIXEL_SIZE_M = 1e-8
 def wavelength_m(energy_ev: float) -> float:
     """Photon wavelength λ = h·c / E."""
     return HC_EV_M / float(energy_ev)
-
-
-def energy_ev_of_wavelength(wavelength: float) -> float:
-    return HC_EV_M / float(wavelength)
 
 
 def object_pixel_m(energy_ev: float, distance_m: float, detector_pixel_m: float, N: int) -> float:
@@ -77,9 +72,6 @@ class Geometry:
         d["overridden"], d["notes"] = list(self.overridden), list(self.notes)
         d["wavelength_m"] = self.wavelength_m
         return d
-
-    def with_note(self, note: str) -> "Geometry":
-        return replace(self, notes=self.notes + (note,))
 
     def describe(self) -> str:
         """One line for humans: 'Δ = 10 nm (computed: 12398 eV, 0.48 m, 75 µm)' or 'unknown ...'."""
@@ -154,12 +146,4 @@ def center_of_object(origin_m: tuple[float, float], origin_px: tuple[int, int], 
 def to_metres(positions_px: np.ndarray, origin_m: tuple[float, float], pixel_m: float) -> np.ndarray:
     """Object pixels (M, 2) → metres (M, 2)."""
     return np.asarray(origin_m, dtype=np.float64) + np.asarray(positions_px, dtype=np.float64) * pixel_m
-
-
-def is_positive(value) -> bool:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return False
-    return math.isfinite(v) and v > 0
 
