@@ -79,8 +79,13 @@ class ProductData:
 
     @property
     def pixel_source(self) -> str:
-        if self.geometry.known:
-            return f"{self.geometry.source}: {self.geometry.describe()}"
+        g = self.geometry
+        if g.source == "computed":
+            return (f"computed: λ·z/(N·p) = {g.object_pixel_m:.6g} m ({g.energy_ev:.8g} eV, {g.distance_m:.6g} m, "
+                    f"{g.detector_pixel_m:.6g} m detector pixel" + (f"; given: {', '.join(g.overridden)}"
+                                                                    if g.overridden else "") + ")")
+        if g.known:
+            return f"stated by the input file: {g.object_pixel_m:.6g} m"
         return (f"unknown: the dataset states no geometry (no energy, distance or pixel size); "
                 f"default {DEFAULT_PIXEL_SIZE_M:g} m written")
 
