@@ -32,13 +32,22 @@ class DatasetInfo:
     object: np.ndarray | None = None  # ground truth (complex), if present
 
 
+#: Scan files the browser lists: NPZ, CXI and HDF5 (Ptychodus' diffraction.h5); product files are results, not scans.
+DATASET_SUFFIXES = (".npz", ".cxi", ".h5", ".hdf5")
+
+
+def _scans(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in DATASET_SUFFIXES and p.is_file()
+                  and not p.name.startswith("product."))
+
+
 def list_datasets(folder: str | None, fixtures: Path = FIXTURES) -> list[Path]:
-    """Bundled fixtures first, then the .npz files of the chosen folder."""
+    """Bundled fixtures first, then the scan files (.npz, .cxi, .h5, .hdf5) of the chosen folder."""
     fixtures = Path(fixtures)
     found = sorted(fixtures.glob("*.npz")) if fixtures.is_dir() else []
     if folder and Path(folder).is_dir():
         known = {f.resolve() for f in found}
-        found += [p for p in sorted(Path(folder).glob("*.npz")) if p.resolve() not in known]
+        found += [p for p in _scans(Path(folder)) if p.resolve() not in known]
     return found
 
 
@@ -63,7 +72,7 @@ def inspect_dataset(path: str | Path) -> DatasetInfo:
     except Exception as exc:  # noqa: BLE001 - every failure becomes the message the operator reads
         msg = exc.one_line() if hasattr(exc, "one_line") else (str(exc) or type(exc).__name__)
         if path not in msg:
-            msg = f"{path}: expected an NPZ dataset ({msg})"
+            msg = f"{path}: expected a scan file: NPZ, CXI or Ptychodus HDF5 ({msg})"
         return DatasetInfo(path, error=msg)
     summary = {"patterns": s["M"], "N": s["N"], "nphotons": s["nphotons"], "scan step": s["scan_step"],
                "probe": "yes" if s["has_probe"] else "no",

@@ -38,6 +38,7 @@ class PhysicsConstants:
     input_scale: float
     N: int
     C: int
+    valid: np.ndarray | None = None  # (N, N) bool detector mask, True = measured: the loss averages over these only
 
     @property
     def predicted(self) -> int:

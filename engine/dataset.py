@@ -2,13 +2,15 @@
 
 Every way a file can be wrong ends in ONE ``InputError(path, key, expected)`` before anything is computed, so the
 CLI prints one line and exits 2. Arrays are read with ``allow_pickle=False``: a data file never runs code.
+``load_dataset`` tells the format by content: a zip is an NPZ (read here), an HDF5 file (CXI, Ptychodus
+``diffraction.h5``) or a directory holding ``diffraction.h5`` goes to ``engine.formats``.
 """
 from __future__ import annotations
 
 import hashlib
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -17,9 +19,14 @@ import numpy as np
 from engine.atomic import atomic_path
 from engine import dataset_checks as chk
 from engine.errors import InputError
+from engine.formats.geometry import Geometry, ScanOptions, resolve, same
 
 DIFF_KEYS = ("diffraction", "diff3d")
-OPTIONAL_KEYS = ("probeGuess", "objectGuess", "Y", "scan_index", "xcoords_start", "ycoords_start")
+#: Optional physical geometry (0-d float64, SI units; ``object_origin_m`` (2,): metres of object pixel (0, 0)).
+GEOMETRY_KEYS = ("photon_energy_eV", "detector_distance_m", "detector_pixel_size_m", "object_pixel_size_m",
+                 "object_origin_m")
+OPTIONAL_KEYS = ("probeGuess", "objectGuess", "Y", "scan_index", "xcoords_start", "ycoords_start",
+                 "bad_pixels") + GEOMETRY_KEYS
 KNOWN_KEYS = DIFF_KEYS + ("xcoords", "ycoords") + OPTIONAL_KEYS
 _FILE = "file"
 _READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
@@ -40,6 +47,9 @@ class Dataset:
     xcoords_start: np.ndarray | None = None
     ycoords_start: np.ndarray | None = None
     source: str = ""
+    valid: np.ndarray | None = None         # (N, N) bool detector mask, True = measured (None: every pixel)
+    geometry: Geometry = field(default_factory=Geometry)  # energy, distance, pixel sizes ("unknown" for most NPZ)
+    format: str = "npz"                     # npz | cxi | ptychodus: what the file was
 
     @property
     def M(self) -> int:
@@ -56,9 +66,22 @@ class Dataset:
 
     @property
     def nphotons(self) -> float:
-        """Mean total counts per pattern, inferred from the data (amplitude² summed per pattern)."""
-        d = self.diffraction.astype(np.float64)
+        """Mean total counts per pattern, inferred from the data (amplitude² summed per pattern, valid pixels)."""
+        d = self.measured.astype(np.float64)
         return float(np.mean(np.sum(d * d, axis=(-2, -1))))
+
+    @property
+    def measured(self) -> np.ndarray:
+        """The amplitude with masked detector pixels set to 0: what the network sees and the scales are computed
+        from (the likelihood leaves those pixels out altogether). The array itself when there is no mask."""
+        if self.valid is None:
+            return self.diffraction
+        return np.where(self.valid, self.diffraction, np.float32(0)).astype(np.float32)
+
+    @property
+    def pixel_size_m(self) -> float | None:
+        """Object (sample-plane) pixel size in metres; None when the file states no geometry."""
+        return self.geometry.object_pixel_m
 
     @property
     def has_probe(self) -> bool:
@@ -72,8 +95,51 @@ class Dataset:
         """The on-disk keys in canonical order (absent optionals left out); what save and fingerprint see."""
         named = {"diffraction": self.diffraction, "xcoords": self.xcoords, "ycoords": self.ycoords,
                  "probeGuess": self.probe, "objectGuess": self.object, "Y": self.Y, "scan_index": self.scan_index,
-                 "xcoords_start": self.xcoords_start, "ycoords_start": self.ycoords_start}
+                 "xcoords_start": self.xcoords_start, "ycoords_start": self.ycoords_start,
+                 "bad_pixels": None if self.valid is None else ~self.valid, **geometry_arrays(self.geometry)}
         return {k: v for k, v in named.items() if v is not None}
+
+
+def geometry_arrays(g: Geometry) -> dict[str, np.ndarray | None]:
+    """The NPZ geometry keys of ``g`` (None for what it does not state)."""
+    scalar = lambda v: None if v is None else np.array(float(v), dtype=np.float64)  # noqa: E731
+    return {"photon_energy_eV": scalar(g.energy_ev), "detector_distance_m": scalar(g.distance_m),
+            "detector_pixel_size_m": scalar(g.detector_pixel_m), "object_pixel_size_m": scalar(g.object_pixel_m),
+            "object_origin_m": np.array(g.origin_m, dtype=np.float64) if g.known else None}
+
+
+def _geometry(source: str, get: Mapping[str, np.ndarray], N: int) -> Geometry:
+    """Geometry from the optional NPZ keys; the stated object pixel must agree with λ·z/(N·p) when both exist."""
+    values = {}
+    for key in GEOMETRY_KEYS[:4]:
+        if key in get:
+            v = chk.as_real(source, key, get[key], np.float64)
+            if v.shape != () or not v > 0:
+                raise InputError(source, key, f"expected one positive number (0-d float64), got {v!r}")
+            values[key] = float(v)
+    origin = (0.0, 0.0)
+    if "object_origin_m" in get:
+        o = chk.as_real(source, "object_origin_m", get["object_origin_m"], np.float64)
+        chk.require_shape(source, "object_origin_m", o, (2,), "(2,) metres (x, y) of object pixel (0, 0)")
+        origin = (float(o[0]), float(o[1]))
+    g = resolve(N, values.get("photon_energy_eV"), values.get("detector_distance_m"),
+                values.get("detector_pixel_size_m"), values.get("object_pixel_size_m"))
+    stated = values.get("object_pixel_size_m")
+    if g.source == "computed" and stated is not None and not same(stated, g.object_pixel_m):
+        raise InputError(source, "object_pixel_size_m", f"expected λ·z/(N·p) = {g.object_pixel_m:.6g} m from the "
+                         f"energy, distance and detector pixel, got {stated:.6g} m")
+    return replace(g, origin_m=origin) if g.known else g
+
+
+def _valid_pixels(source: str, raw: np.ndarray, N: int) -> np.ndarray:
+    """``bad_pixels`` (N, N), True or 1 = excluded → the valid-pixel mask (True = measured)."""
+    if raw.dtype.kind not in "biu" or (raw.dtype.kind != "b" and raw.size and not np.isin(raw, (0, 1)).all()):
+        raise InputError(source, "bad_pixels", f"expected booleans (True = excluded pixel), got dtype {raw.dtype}")
+    chk.require_shape(source, "bad_pixels", raw, (N, N), f"({N}, {N}) to match the {N}x{N} patterns")
+    valid = ~raw.astype(bool)
+    if not valid.any():
+        raise InputError(source, "bad_pixels", "expected at least one valid pixel; every pixel is excluded")
+    return valid
 
 
 def _pick_diffraction(source: str, arrays: Mapping[str, np.ndarray]) -> tuple[str, np.ndarray]:
@@ -134,9 +200,11 @@ def from_arrays(arrays: Mapping[str, np.ndarray], source: str = "", *, require_p
         Y = chk.as_complex64(source, "Y", get["Y"])
         chk.require_shape(source, "Y", Y, (M, N, N), f"({M}, {N}, {N}): one ground-truth patch per pattern")
         chk.require_signal(source, "Y", Y, "ground-truth patches with signal")
+    valid = _valid_pixels(source, get["bad_pixels"], N) if "bad_pixels" in get else None
     return Dataset(diffraction=np.ascontiguousarray(diff), xcoords=x, ycoords=y, probe=probe, object=obj, Y=Y,
                    scan_index=scan_index, xcoords_start=starts.get("xcoords_start"),
-                   ycoords_start=starts.get("ycoords_start"), source=source)
+                   ycoords_start=starts.get("ycoords_start"), source=source, valid=valid,
+                   geometry=_geometry(source, get, N))
 
 
 def _read_member(npz, key: str, source: str) -> np.ndarray:
@@ -151,10 +219,14 @@ def _read_member(npz, key: str, source: str) -> np.ndarray:
 
 def _read_npz(path: Path, source: str) -> dict[str, np.ndarray]:
     if not path.exists():
-        raise InputError(source, _FILE, "expected an existing NPZ file; nothing is at this path")
+        raise InputError(source, _FILE, "expected an existing NPZ file; nothing is at this path" if path.suffix.lower()
+                         == ".npz" else "expected an existing scan file (NPZ, CXI or Ptychodus HDF5); nothing is at "
+                         "this path")
     if not path.is_file():
         raise InputError(source, _FILE, "expected an NPZ file, got a directory or special file")
     if not zipfile.is_zipfile(path):
+        if path.suffix.lower() in (".cxi", ".h5", ".hdf5"):
+            raise InputError(source, _FILE, "expected an HDF5 file (CXI, Ptychodus diffraction.h5); this is not one")
         raise InputError(source, _FILE, "expected an NPZ archive (a zip of .npy arrays); this is not a zip file")
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -166,10 +238,34 @@ def _read_npz(path: Path, source: str) -> dict[str, np.ndarray]:
         raise InputError(source, _FILE, f"expected a readable NPZ archive ({type(exc).__name__}: {exc})") from None
 
 
-def load_dataset(path, *, require_probe: bool = False) -> Dataset:
-    """Read and validate an NPZ scan; ``require_probe`` (training) makes a missing probeGuess an error."""
+def load_dataset(path, *, require_probe: bool = False, options: ScanOptions | None = None) -> Dataset:
+    """Read and validate a scan, its format told by content: NPZ (zip), CXI or Ptychodus HDF5 (docs/data.md).
+
+    ``require_probe`` (training) makes a missing probe an error; ``options`` add or override geometry, crop the
+    detector, or read the probe / positions from other files (``engine.formats.geometry.ScanOptions``).
+    """
     source = str(path)
-    return from_arrays(_read_npz(Path(path), source), source, require_probe=require_probe)
+    p = Path(path)
+    options = options or ScanOptions()
+    if _is_zip_or_absent(p):
+        from engine.formats import apply_options
+
+        ds = from_arrays(_read_npz(p, source), source, require_probe=require_probe and options.probe is None)
+        return ds if options.empty else apply_options(ds, options, require_probe=require_probe)
+    from engine.formats import load_scan
+
+    return load_scan(p, options, require_probe=require_probe)
+
+
+def _is_zip_or_absent(p: Path) -> bool:
+    """NPZ reading (and its messages) for a zip and for anything that is not an HDF5 scan or a Ptychodus folder."""
+    from engine.formats.h5 import is_hdf5
+
+    if p.is_dir():
+        return not (p / "diffraction.h5").is_file()
+    if not p.is_file() or zipfile.is_zipfile(p):
+        return True
+    return not is_hdf5(p)
 
 
 def _write_npz(fileobj, arrays: Mapping[str, np.ndarray]) -> None:
@@ -179,7 +275,8 @@ def _write_npz(fileobj, arrays: Mapping[str, np.ndarray]) -> None:
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             with zf.open(info, "w", force_zip64=True) as fid:
-                np.lib.format.write_array(fid, np.ascontiguousarray(arr), allow_pickle=False)
+                a = np.asarray(arr) if np.ndim(arr) == 0 else np.ascontiguousarray(arr)  # keeps 0-d scalars 0-d
+                np.lib.format.write_array(fid, a, allow_pickle=False)
 
 
 def save_dataset(path, ds: Dataset) -> None:
@@ -226,4 +323,7 @@ def summarize(ds: Dataset) -> dict:
                             "y": [float(pos[:, 1].min()), float(pos[:, 1].max())]},
         "scan_step": scan_step(pos),
         "fingerprint": fingerprint(ds),
+        "format": ds.format,
+        "masked_pixels": 0 if ds.valid is None else int(ds.valid.size - np.count_nonzero(ds.valid)),
+        "geometry": ds.geometry.to_dict(),
     }

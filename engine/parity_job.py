@@ -70,12 +70,12 @@ def probe_case(ds, opts: ParityOptions):
     model = ModelConfig(N=ds.N, n_filters_scale=opts.filters_scale, gridsize=opts.gridsize)
     training = TrainingConfig(seed=opts.seed, neighbours=max(4, opts.gridsize * opts.gridsize))
     cfg = RunConfig(model=model, training=training)
-    scales = compute_scales(ds.diffraction, ds.probe)
+    scales = compute_scales(ds.measured, ds.probe)
     groups = grouping.make_groups(ds.positions, opts.gridsize, ds.N, None, opts.seed, training.neighbours)
-    batch = gather_batch(np.asarray(ds.diffraction, np.float32),
+    batch = gather_batch(np.asarray(ds.measured, np.float32),
                          groups.take(np.arange(min(probe_batch(ds.N), len(groups)))), scales.input_scale)
     consts = PhysicsConstants(np.asarray(ds.probe, np.complex64), scales.photon_scale, scales.input_scale, ds.N,
-                              model.channels)
+                              model.channels, valid=ds.valid)
     weights = init_weights(model, opts.seed)
     return Case(cfg, weights, consts, batch, parity.given_gradients(weights, opts.seed))
 

@@ -57,7 +57,11 @@ OPS: dict[str, tuple[str, ...]] = {
     "forward_intensity": ("probe", "obj_patches", "photon_scale"),
     "poisson_deviance": ("pred_counts", "counts"),
     "amplitude_mae": ("pred_counts", "counts"),
+    "masked_poisson_deviance": ("pred_counts", "counts", "valid"),
+    "masked_amplitude_mae": ("pred_counts", "counts", "valid"),
 }
+#: Ops that are another op called with more arguments (the detector-mask variants of the losses).
+OP_FUNCTION = {"masked_poisson_deviance": "poisson_deviance", "masked_amplitude_mae": "amplitude_mae"}
 
 
 def _crandn(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -74,6 +78,9 @@ def ops_inputs(seed: int = 0, N: int = 64) -> dict[str, dict[str, np.ndarray]]:
     patches = _crandn(rng, (2, 4, N, N))
     offsets = rng.uniform(-N / 4, N / 4, (2, 4, 2)).astype(np.float32)
     lam = rng.uniform(0.0, 4.0, (2, 4, 16, 16)).astype(np.float32)
+    mask_rng = np.random.default_rng([seed, 14])  # its own stream: the other ops' inputs stay as they were
+    valid = mask_rng.uniform(size=(16, 16)) > 0.2  # a detector mask: about a fifth of the pixels excluded
+    garbage = np.where(valid, mask_rng.poisson(lam), 1e6).astype(np.float32)  # masked counts must never be read
     return {
         "fourier_shift": {"a": _crandn(rng, (2, 3, 32, 48)), "dy": rng.uniform(-8, 8, (2, 3)),
                           "dx": rng.uniform(-8, 8, (2, 3))},
@@ -84,13 +91,15 @@ def ops_inputs(seed: int = 0, N: int = 64) -> dict[str, dict[str, np.ndarray]]:
                               "obj_patches": _crandn(rng, (2, 4, N, N)), "photon_scale": np.array(1.7)},
         "poisson_deviance": {"pred_counts": lam, "counts": rng.poisson(lam).astype(np.float32)},
         "amplitude_mae": {"pred_counts": lam, "counts": rng.poisson(lam[::-1]).astype(np.float32)},
+        "masked_poisson_deviance": {"pred_counts": lam, "counts": garbage, "valid": valid},
+        "masked_amplitude_mae": {"pred_counts": lam, "counts": garbage, "valid": valid},
     }
 
 
 def call_op(module, op: str, args: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     """``module.<op>(*args)`` (module: engine.physics or a backend's ops); outputs as a tuple of arrays."""
     values = [args[k].item() if args[k].ndim == 0 else args[k] for k in OPS[op]]
-    out = getattr(module, op)(*values)
+    out = getattr(module, OP_FUNCTION.get(op, op))(*values)
     return tuple(np.asarray(o) for o in (out if isinstance(out, tuple) else (out,)))
 
 
@@ -131,6 +140,8 @@ def write_inputs(path: Path, cases: dict[str, Case], ops: dict[str, dict[str, np
         arrays[f"{name}/cfg"] = np.array(json.dumps(to_dict(c.cfg)))
         arrays[f"{name}/probe"] = np.asarray(c.consts.probe, np.complex64)
         arrays[f"{name}/scales"] = np.array([c.consts.photon_scale, c.consts.input_scale], np.float64)
+        if c.consts.valid is not None:
+            arrays[f"{name}/valid"] = np.asarray(c.consts.valid, bool)  # the detector mask the loss honours
         for field in ("x", "counts", "offsets"):
             arrays[f"{name}/batch/{field}"] = np.asarray(getattr(c.batch, field), np.float32)
         _put(arrays, f"{name}/w/", c.weights)
@@ -156,7 +167,9 @@ def read_inputs(path: Path) -> dict[str, Case]:
         for name in json.loads(str(z["cases"])):
             cfg = from_dict(json.loads(str(z[f"{name}/cfg"])))
             photon_scale, input_scale = (float(v) for v in z[f"{name}/scales"])
-            consts = PhysicsConstants(z[f"{name}/probe"], photon_scale, input_scale, cfg.model.N, cfg.model.channels)
+            valid = z[f"{name}/valid"] if f"{name}/valid" in z.files else None
+            consts = PhysicsConstants(z[f"{name}/probe"], photon_scale, input_scale, cfg.model.N, cfg.model.channels,
+                                      valid=valid)
             batch = Batch(*(z[f"{name}/batch/{f}"] for f in ("x", "counts", "offsets")))
             given = tuple(_get(z, f"{name}/given/{i}/") for i in range(int(z[f"{name}/given"])))
             cases[name] = Case(cfg, _get(z, f"{name}/w/"), consts, batch, given)

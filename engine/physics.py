@@ -129,22 +129,38 @@ def poisson_sample(intensity: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 
 # ----------------------------------------------------------------------------------------------- losses
-def poisson_deviance(pred_counts: np.ndarray, counts: np.ndarray) -> float:
+def poisson_deviance(pred_counts: np.ndarray, counts: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Poisson negative log-likelihood minus its value at a perfect fit, mean over all pixels.
 
     ``λ - n + n·log(n / (λ + eps))``. Same optimum and gradient as the NLL; about 0.5 per pixel at the noise
     floor whatever the dose, so values are comparable across datasets. ``n·log(n/·)`` is 0 where n = 0.
+    ``valid`` (N, N), True = measured: the mean runs over valid pixels only, so a masked detector pixel (a gap, a
+    hot pixel) is no measurement at all, rather than a measured zero; its counts are never read.
     """
     lam = np.asarray(pred_counts, dtype=np.float64)
     n = np.asarray(counts, dtype=np.float64)
+    if valid is not None:
+        n = np.where(valid, n, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(n > 0, n * np.log(n / (lam + LOSS_EPS)), 0.0)
-    return float(np.mean(lam - n + term))
+    return masked_mean(lam - n + term, valid)
 
 
-def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray) -> float:
-    """Mean absolute error of amplitudes ``|sqrt(λ) - sqrt(n)|`` (sqrt-count units)."""
-    return float(np.mean(np.abs(np.sqrt(np.asarray(pred_counts, np.float64)) - np.sqrt(np.asarray(counts, np.float64)))))
+def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Mean absolute error of amplitudes ``|sqrt(λ) - sqrt(n)|`` (sqrt-count units), over ``valid`` pixels."""
+    lam = np.asarray(pred_counts, np.float64)
+    n = np.asarray(counts, np.float64)
+    if valid is not None:
+        lam, n = np.where(valid, lam, 1.0), np.where(valid, n, 1.0)
+    return masked_mean(np.abs(np.sqrt(lam) - np.sqrt(n)), valid)
+
+
+def masked_mean(term: np.ndarray, valid: np.ndarray | None) -> float:
+    """Mean of ``term`` (..., N, N) over the pixels where ``valid`` (N, N) is True (all pixels when None)."""
+    if valid is None:
+        return float(np.mean(term))
+    w = np.broadcast_to(np.asarray(valid, dtype=bool), term.shape)
+    return float(np.sum(np.where(w, term, 0.0)) / np.count_nonzero(w))
 
 
 # -------------------------------------------------------------------------------- group merge / re-extract

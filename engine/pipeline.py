@@ -27,14 +27,14 @@ PROGRESS_EVERY_S = 0.2
 # ------------------------------------------------------------------------------------------- preparation
 def prepare_training(ds, cfg: RunConfig, scales: Scales | None = None) -> tuple[TrainingData, PhysicsConstants]:
     """Scales, groups and the train/val split for ``ds`` (a validated engine.dataset.Dataset with a probe)."""
-    scales = scales or compute_scales(ds.diffraction, ds.probe)
+    scales = scales or compute_scales(ds.measured, ds.probe)
     tc, mc = cfg.training, cfg.model
     groups = grouping.make_groups(ds.positions, mc.gridsize, mc.N, tc.n_groups, tc.seed, tc.neighbours)
     train_idx, val_idx = grouping.split_train_val(len(groups), tc.val_fraction, tc.seed)
-    data = TrainingData(amplitude=np.asarray(ds.diffraction, np.float32), train=groups.take(train_idx),
+    data = TrainingData(amplitude=np.asarray(ds.measured, np.float32), train=groups.take(train_idx),
                         val=groups.take(val_idx), input_scale=scales.input_scale)
     consts = PhysicsConstants(probe=np.asarray(ds.probe, np.complex64), photon_scale=scales.photon_scale,
-                              input_scale=scales.input_scale, N=mc.N, C=mc.channels)
+                              input_scale=scales.input_scale, N=mc.N, C=mc.channels, valid=ds.valid)
     return data, consts
 
 
@@ -49,7 +49,7 @@ def check_training_input(source: str, ds, cfg: RunConfig) -> None:
     if ds.probe is None:
         raise InputError(source, "probeGuess", "expected a probe (training needs probeGuess)")
     try:
-        compute_scales(ds.diffraction, ds.probe)
+        compute_scales(ds.measured, ds.probe)
     except ValueError as exc:
         raise InputError(source, "diffraction", f"expected patterns and a probe with signal ({exc})") from exc
     groups = grouping.make_groups(ds.positions, mc.gridsize, mc.N, cfg.training.n_groups, cfg.training.seed,
@@ -190,25 +190,30 @@ def require_trained(bundle, source) -> None:
                          "a run cancelled before its first epoch has no usable model)")
 
 
-def _load_data(path: str | Path, require_probe: bool, N: int | None = None):
+def _load_data(path: str | Path, require_probe: bool, N: int | None = None, options=None):
+    """Any scan format (engine.dataset.load_dataset); ``options`` (engine.formats.geometry.ScanOptions) add or
+    override geometry, crop the detector, or read the probe / positions from other files."""
     from engine.dataset import load_dataset
 
-    ds = load_dataset(path, require_probe=require_probe)
+    ds = load_dataset(path, require_probe=require_probe, options=options)
     if N is not None and ds.N != N:
-        raise InputError(str(path), "diffraction", f"expected patterns of N = {N} (the model's N), got {ds.N}")
+        hint = f" (pass --crop {N} for the central {N}x{N} of the detector)" if ds.format != "npz" and ds.N > N else ""
+        raise InputError(str(path), "diffraction", f"expected patterns of N = {N} (the model's N), got {ds.N}{hint}")
     return ds
 
 
 def _dataset_info(ds) -> dict:
     from engine.dataset import fingerprint
 
-    return {"path": ds.source, "M": ds.M, "N": ds.N, "fingerprint": fingerprint(ds), "has_truth": ds.has_truth}
+    return {"path": ds.source, "M": ds.M, "N": ds.N, "fingerprint": fingerprint(ds), "has_truth": ds.has_truth,
+            "format": ds.format, "geometry": ds.geometry.to_dict(),
+            "masked_pixels": 0 if ds.valid is None else int(ds.valid.size - ds.valid.sum())}
 
 
 def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, events: str | None = None,
               events_fd: int | None = None, resume: str | None = None, *, accelerator: str = "cpu",
               devices: int | str = 1, test_path: str | Path | None = None, dataset=None,
-              human: bool | None = None, native_log=None) -> int:
+              human: bool | None = None, native_log=None, options=None) -> int:
     """Train ``cfg`` on ``data_path`` into a new run (bundle/, checkpoints/, optional test inference); exit code."""
     import time
 
@@ -222,9 +227,10 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
 
     # ---- everything that can be bad input, before the run directory exists
     RunStore(runs_root).check_writable(create=False)
-    ds = dataset if dataset is not None else _load_data(data_path, require_probe=True)
+    ds = dataset if dataset is not None else _load_data(data_path, require_probe=True, options=options)
     check_training_input(str(data_path), ds, cfg)
-    test_ds = _load_data(test_path, require_probe=False, N=cfg.model.N) if test_path else None
+    test_options = options.without_product() if options is not None else None
+    test_ds = _load_data(test_path, require_probe=False, N=cfg.model.N, options=test_options) if test_path else None
     resume_path = resolve_resume(resume, runs_root, cfg.backend, cfg) if resume else None
     backend = load_backend(cfg.backend)
     backend.check_devices(accelerator, devices)
@@ -287,7 +293,8 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
 
 def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | None, runs_root: str | Path,
               events: str | None = None, events_fd: int | None = None, batch_size: int | None = None,
-              truth: str | Path | None = None, human: bool | None = None, native_log=None) -> int:
+              truth: str | Path | None = None, human: bool | None = None, native_log=None,
+              options=None) -> int:
     """Reconstruct ``data_path`` with a bundle into a new run (recon.npz, previews, product.h5, metrics.json).
 
     ``truth``: a dataset NPZ whose objectGuess scores the result when the data itself has none.
@@ -304,7 +311,7 @@ def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | Non
     bundle = load_bundle(bundle_path)
     require_trained(bundle, bundle_path)
     N = bundle.run_config.model.N
-    ds = _load_data(data_path, require_probe=False, N=N)
+    ds = _load_data(data_path, require_probe=False, N=N, options=options)
     if truth is not None and ds.object is None:
         truth_ds = _load_data(truth, require_probe=False)
         if truth_ds.object is None:

@@ -1,14 +1,11 @@
-"""A Ptychodus-style product file (``product.h5``, SPEC §6): object, probe and positions in SI units.
+"""Reconstruction products in Ptychodus' formats: ``product.h5`` (``ptychodus.api.io`` 1.7) and ``product.cxi``.
 
-Layout follows Ptychodus' HDF5 product reader/writer (docs/pipeline.md lists every key):
-  root attrs   name, comments, detector_object_distance_m, probe_energy_eV, probe_photon_count, exposure_time_s
-  probe_position_indexes (M,) int64, probe_position_x_m / probe_position_y_m (M,) float64 — probe centres
-  probe        (N, N) complex64; attrs pixel_width_m, pixel_height_m
-  object       (H, W) complex64; attrs pixel_width_m, pixel_height_m, center_x_m, center_y_m
-  object_layer_distance_m (0,) float64 (a single thin layer), costs (E,) float32 (training loss per epoch)
-  pinnacle/    provenance: attrs run_id, backend, bundle_manifest_sha256, pixel_size_source, origin_x/y_px, ...
-Pixel coordinates map to metres as ``x_m = x_px · pixel_width_m`` in the dataset's object frame; the object's
-centre is at pixel ``origin + (W/2, H/2)``. Quantities Pinnacle does not know (energy, distance, exposure) are 0.
+Both hold the stitched object, the probe, the probe positions in metres, the photon energy, the detector distance,
+the object pixel size and the training loss per epoch (docs/pipeline.md lists every key; engine/formats/ptychodus.py
+and engine/formats/cxi.py write them). Pixel coordinates map to metres as ``x_m = origin_x_m + x_px · Δ`` in the
+dataset's object frame, Δ = λ·z/(N·p) from the data's geometry (docs/data.md). Data that state no geometry get the
+historical default Δ = 1e-8 m, energy and distance 0 (Ptychodus' "unknown"), and ``pinnacle/pixel_size_source``
+says so: a default is never passed off as a measurement.
 """
 from __future__ import annotations
 
@@ -17,51 +14,34 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import atomic_path
-
-#: Pixel size used when the dataset does not state one (written to the file as ``pixel_size_source``).
-DEFAULT_PIXEL_SIZE_M = 1e-8
+from engine.formats.geometry import Geometry, resolve
+from engine.formats.parts import ProductData
 
 
-def write_product(path: str | os.PathLike, *, obj: np.ndarray, origin: tuple[int, int], probe: np.ndarray,
-                  positions: np.ndarray, pixel_size_m: float | None = None, name: str = "",
-                  photon_count: float = 0.0, costs: np.ndarray | None = None,
-                  provenance: dict | None = None) -> Path:
-    """Write the product atomically (temp file + rename)."""
-    import h5py
+def product_data(*, obj: np.ndarray, origin: tuple[int, int], probe: np.ndarray, positions: np.ndarray,
+                 geometry: Geometry | None = None, pixel_size_m: float | None = None, name: str = "",
+                 photon_count: float = 0.0, costs: np.ndarray | None = None,
+                 provenance: dict | None = None) -> ProductData:
+    """``geometry`` (the dataset's) gives Δ and the metre frame; a bare ``pixel_size_m`` is taken as stated."""
+    if geometry is None:
+        geometry = resolve(probe.shape[-1], None, None, None, pixel_size_m) if pixel_size_m else Geometry()
+    losses = tuple(None if c is None or not np.isfinite(c) else float(c) for c in (costs if costs is not None else ()))
+    return ProductData(positions_px=np.asarray(positions, np.float64).reshape(-1, 2), geometry=geometry,
+                       probe=np.asarray(probe, np.complex64), object=np.asarray(obj, np.complex64),
+                       object_origin_px=(int(origin[0]), int(origin[1])), object_role="reconstruction",
+                       losses=losses, name=name, photon_count=float(photon_count),
+                       comments="Pinnacle PINN reconstruction", provenance=dict(provenance or {}))
 
-    source = "dataset" if pixel_size_m else f"default ({DEFAULT_PIXEL_SIZE_M:g} m: the dataset states none)"
-    px = float(pixel_size_m or DEFAULT_PIXEL_SIZE_M)
-    obj = np.asarray(obj, dtype=np.complex64)
-    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
-    H, W = obj.shape
-    path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["name"] = name
-        f.attrs["comments"] = "Pinnacle PINN reconstruction; unknown experiment quantities are 0"
-        f.attrs["detector_object_distance_m"] = 0.0
-        f.attrs["probe_energy_eV"] = 0.0
-        f.attrs["probe_photon_count"] = float(photon_count)
-        f.attrs["exposure_time_s"] = 0.0
-        f.create_dataset("probe_position_indexes", data=np.arange(len(pos), dtype=np.int64))
-        f.create_dataset("probe_position_x_m", data=pos[:, 0] * px)
-        f.create_dataset("probe_position_y_m", data=pos[:, 1] * px)
-        p = f.create_dataset("probe", data=np.asarray(probe, dtype=np.complex64))
-        p.attrs["pixel_width_m"] = px
-        p.attrs["pixel_height_m"] = px
-        o = f.create_dataset("object", data=obj)
-        o.attrs["pixel_width_m"] = px
-        o.attrs["pixel_height_m"] = px
-        o.attrs["center_x_m"] = (origin[0] + W / 2) * px
-        o.attrs["center_y_m"] = (origin[1] + H / 2) * px
-        f.create_dataset("object_layer_distance_m", data=np.zeros(0, dtype=np.float64))
-        f.create_dataset("costs", data=np.asarray(costs if costs is not None else [], dtype=np.float32))
-        g = f.create_group("pinnacle")
-        g.attrs["pixel_size_m"] = px
-        g.attrs["pixel_size_source"] = source
-        g.attrs["origin_x_px"] = int(origin[0])
-        g.attrs["origin_y_px"] = int(origin[1])
-        g.attrs["positions_unit"] = "m (object pixels × pixel size, probe centres)"
-        for key, value in (provenance or {}).items():
-            g.attrs[key] = "" if value is None else value
-    return path
+
+def write_product(path: str | os.PathLike, **kwargs) -> Path:
+    """``product.h5`` (Ptychodus' HDF5 product), atomically; keyword arguments of ``product_data``."""
+    from engine.formats.ptychodus import write_product as write_h5
+
+    return write_h5(path, product_data(**kwargs))
+
+
+def write_product_cxi(path: str | os.PathLike, **kwargs) -> Path:
+    """``product.cxi`` (a CXI product as Ptychodus writes one), atomically; keyword arguments of ``product_data``."""
+    from engine.formats.cxi import write_cxi
+
+    return write_cxi(path, product=product_data(**kwargs))

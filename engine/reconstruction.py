@@ -53,12 +53,12 @@ def pinn_reconstruction(job, bundle, ds, backend, batch_size: int) -> Reconstruc
     cfg = bundle.run_config
     N = cfg.model.N
     probe = ds.probe if ds.probe is not None else bundle.probe
-    input_scale = compute_scales(ds.diffraction, probe).input_scale  # statistical: from the data being inferred
+    input_scale = compute_scales(ds.measured, probe).input_scale  # statistical: from the data being inferred
     consts = PhysicsConstants(probe=np.asarray(probe, np.complex64), photon_scale=bundle.scales.photon_scale,
-                              input_scale=input_scale, N=N, C=cfg.model.channels)
+                              input_scale=input_scale, N=N, C=cfg.model.channels, valid=ds.valid)
     job.stage("grouping")
     groups = inference_groups(ds, cfg)
-    x = (np.asarray(ds.diffraction, np.float32)[groups.indices] * np.float32(input_scale)).astype(np.float32)
+    x = (np.asarray(ds.measured, np.float32)[groups.indices] * np.float32(input_scale)).astype(np.float32)
     job.log(f"inference on {len(groups)} groups of {cfg.model.channels} ({ds.M} patterns), "
             f"input scale {input_scale:.4g} from the data, photon scale {bundle.scales.photon_scale:.4g} from the bundle")
     job.stage("inference")
@@ -122,15 +122,16 @@ def refine_reconstruction(job, backend, ds, probe: np.ndarray, start: Reconstruc
 
     job.stage("refining")
     probe = np.asarray(probe, np.complex64)
-    scales = compute_scales(ds.diffraction, probe)  # the data's own photon scale: its dose, not the training scan's
-    counts = np.asarray(ds.diffraction, np.float32) ** 2
+    scales = compute_scales(ds.measured, probe)  # the data's own photon scale: its dose, not the training scan's
+    counts = np.asarray(ds.measured, np.float32) ** 2
     if start is None:
         shape, origin = stitch_grid(ds)
         first = R.start_object(shape, cfg.margin)
     else:
         shape, origin = start.object.shape, start.origin
         first = R.start_object(shape, cfg.margin, start.object, start.weight)
-    problem = R.make_problem(counts, ds.positions, probe * np.float32(scales.photon_scale), shape, origin, cfg.margin)
+    problem = R.make_problem(counts, ds.positions, probe * np.float32(scales.photon_scale), shape, origin, cfg.margin,
+                             valid=ds.valid)
     job.log(f"refining ({method}): {ds.M} patterns, {cfg.epochs} epochs of batches of {cfg.batch_size}, object "
             f"{shape[1]}x{shape[0]} (+{cfg.margin} px margin), photon scale {scales.photon_scale:.4g} from the data"
             + (", probe refined too" if cfg.refine_probe else ""))
@@ -186,7 +187,7 @@ def save_reconstruction(job, rec: Reconstruction, ds, *, data_source: str, backe
     if prefix:
         return metrics
     from engine.preview import write_previews
-    from engine.product import write_product
+    from engine.product import write_product, write_product_cxi
 
     job.stage("saving")
     title = f"{job.run.run_id} · {method} · {backend_name}"
@@ -194,12 +195,19 @@ def save_reconstruction(job, rec: Reconstruction, ds, *, data_source: str, backe
         title += f" · bundle by {provenance['bundle_trained_by']}, {provenance.get('bundle_epochs', '?')} epochs"
     for kind, path in write_previews(run_dir, rec.object, rec.weight > 0, metrics, title=title).items():
         job.artifact(f"preview_{kind}", path)
-    write_product(run_dir / "product.h5", obj=rec.object, origin=rec.origin, probe=rec.probe, positions=ds.positions,
-                  pixel_size_m=getattr(ds, "pixel_size_m", None), name=job.run.run_id, photon_count=ds.nphotons,
-                  costs=np.array([c if c is not None else np.nan for c in costs], np.float32),
-                  provenance={"run_id": job.run.run_id, "backend": backend_name, "method": method,
-                              "data": str(data_source), **provenance})
+    product = dict(obj=rec.object, origin=rec.origin, probe=rec.probe, positions=ds.positions, geometry=ds.geometry,
+                   name=job.run.run_id, photon_count=ds.nphotons,
+                   costs=np.array([c if c is not None else np.nan for c in costs], np.float32),
+                   provenance={"run_id": job.run.run_id, "backend": backend_name, "method": method,
+                               "data": str(data_source), **provenance})
+    write_product(run_dir / "product.h5", **product)
     job.artifact("product", run_dir / "product.h5")
+    write_product_cxi(run_dir / "product.cxi", **product)
+    job.artifact("product_cxi", run_dir / "product.cxi")
+    if not ds.geometry.known:
+        job.log("the data state no geometry (energy, distance, pixel size): product.h5 and product.cxi use a "
+                "default pixel size of 1e-8 m and say so (pinnacle/pixel_size_source); pass --energy-ev, "
+                "--distance-m, --detector-pixel-m for metres")
     return metrics
 
 
@@ -227,7 +235,7 @@ def default_method(bundle: str | None) -> str:
 
 
 def check_request(data: str, method: str | None, bundle: str | None, backend: str | None, epochs: int | None,
-                  refine_probe: bool, batch_size: int | None = None):
+                  refine_probe: bool, batch_size: int | None = None, options=None):
     """(request, dataset, bundle or None) — every bad input is an InputError naming the option or file."""
     from engine import refine as R
     from engine.backends import canonical_name
@@ -259,7 +267,7 @@ def check_request(data: str, method: str | None, bundle: str | None, backend: st
     if bundle:
         b = load_bundle(bundle)
         require_trained(b, bundle)
-    ds = load_dataset(data, require_probe=method == "iterative")
+    ds = load_dataset(data, require_probe=method == "iterative", options=options)
     if b is not None and ds.N != b.run_config.model.N:
         raise InputError(str(data), "diffraction", f"expected patterns of N = {b.run_config.model.N} (the bundle's "
                          f"N), got {ds.N}")

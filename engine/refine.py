@@ -77,6 +77,7 @@ class RefineProblem:
     shape: tuple[int, int]  # (H, W) of the padded grid
     margin: int
     illumination: np.ndarray  # (H, W) float32: Σ|P|² of every pattern, integer placement (momentum mask)
+    valid: np.ndarray | None = None  # (N, N) bool detector mask, True = measured (masked pixels: no likelihood)
 
     @property
     def M(self) -> int:
@@ -90,6 +91,11 @@ class RefineProblem:
     def L(self) -> int:
         return self.N + 2 * self.margin
 
+    @property
+    def pixels(self) -> int:
+        """Measured pixels per pattern (the valid ones): the per-pixel loss divides by this."""
+        return int(self.N * self.N if self.valid is None else np.count_nonzero(self.valid))
+
 
 @dataclass
 class RefineState:
@@ -100,7 +106,7 @@ class RefineState:
 
 
 def make_problem(counts: np.ndarray, positions: np.ndarray, probe: np.ndarray, grid_shape: tuple[int, int],
-                 grid_origin: tuple[int, int], margin: int) -> RefineProblem:
+                 grid_origin: tuple[int, int], margin: int, valid: np.ndarray | None = None) -> RefineProblem:
     """Geometry of a scan on a reconstruction grid (shape (H, W) whose pixel (0, 0) is object pixel ``grid_origin``
     = (x0, y0)), padded by ``margin``. Raises ValueError when a window leaves the padded grid."""
     counts = np.asarray(counts, np.float32)
@@ -117,7 +123,10 @@ def make_problem(counts: np.ndarray, positions: np.ndarray, probe: np.ndarray, g
     illum = np.zeros((H, W), np.float32)
     for x, y in corners.tolist():
         illum[y + margin:y + margin + N, x + margin:x + margin + N] += p2
-    return RefineProblem(counts, corners, fractions, (H, W), margin, illum)
+    if valid is not None:
+        counts = np.where(valid, counts, np.float32(0)).astype(np.float32)  # masked counts are never read
+    return RefineProblem(counts, corners, fractions, (H, W), margin, illum,
+                         None if valid is None else np.asarray(valid, bool))
 
 
 def pad_object(obj: np.ndarray, margin: int, fill: complex | None = None) -> np.ndarray:
@@ -184,8 +193,10 @@ def shift_adjoint(a: np.ndarray, dy, dx) -> np.ndarray:
 
 
 def gradients(obj: np.ndarray, probe: np.ndarray, counts: np.ndarray, corners: np.ndarray, fractions: np.ndarray,
-              margin: int, with_probe: bool = False) -> tuple[np.ndarray, np.ndarray | None, float]:
+              margin: int, with_probe: bool = False, valid: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """(G_O, G_P, summed deviance) for a batch: G = ∂L_w/∂(·)* of the Newton-weighted surrogate (module docstring).
+    ``valid`` (N, N): masked detector pixels carry no likelihood (no deviance, no gradient).
 
     dL/dF* = w(1 − n/λ)F; dL/dψ* = N·ifft2(ifftshift(·)) (the adjoint of fftshift∘fft2/N); dL/dpatch* = conj(P)·that;
     dL/dO* = Σ scatter(shift_adjoint(pad(·), −f)) over the batch; dL/dP* = Σ conj(patch)·dL/dψ*.
@@ -198,6 +209,8 @@ def gradients(obj: np.ndarray, probe: np.ndarray, counts: np.ndarray, corners: n
     F = far_field(P, patches)
     lam = np.abs(F) ** 2
     w = newton_weight(lam, counts)
+    if valid is not None:
+        w = w * np.asarray(valid, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         dF = w * (1.0 - counts / (lam + physics.LOSS_EPS)) * F
     dpsi = N * np.fft.ifft2(np.fft.ifftshift(dF, axes=(-2, -1)), axes=(-2, -1))
@@ -210,7 +223,8 @@ def gradients(obj: np.ndarray, probe: np.ndarray, counts: np.ndarray, corners: n
     for (x, y), d in zip(np.asarray(corners).tolist(), dwin):
         g_obj[y:y + L, x:x + L] += d
     g_probe = np.sum(np.conj(patches) * dpsi, axis=0) if with_probe else None
-    return g_obj, g_probe, float(deviance(lam, counts).sum())
+    dev = deviance(lam, counts)
+    return g_obj, g_probe, float((dev if valid is None else dev * np.asarray(valid)).sum())
 
 
 def batch_illumination(shape: tuple[int, int], corners: np.ndarray, weight: np.ndarray, margin: int) -> np.ndarray:
@@ -232,7 +246,7 @@ def step(problem: RefineProblem, state: RefineState, sel: np.ndarray, cfg: Refin
     """One refinement step on the patterns ``sel`` (the reference update both backends must reproduce)."""
     corners, fractions = problem.corners[sel], problem.fractions[sel]
     g_obj, g_probe, dev = gradients(state.object, state.probe, problem.counts[sel], corners, fractions,
-                                    problem.margin, with_probe=update_probe)
+                                    problem.margin, with_probe=update_probe, valid=problem.valid)
     P = np.asarray(state.probe, np.complex128)
     den = normaliser(batch_illumination(problem.shape, corners, np.abs(P) ** 2, problem.margin), cfg.regularization)
     obj = state.object - cfg.step * g_obj / den
@@ -268,7 +282,7 @@ def refine(problem: RefineProblem, start: RefineState, cfg: RefineConfig) -> tup
         for sel in epoch_batches(problem.M, cfg, epoch):
             state, dev = step(problem, state, sel, cfg, cfg.refine_probe and epoch >= cfg.probe_start)
             total += dev
-        losses.append(total / problem.counts.size)
+        losses.append(total / (problem.M * problem.pixels))
         if cfg.momentum > 0:
             velocity = np.where(mask, cfg.momentum * velocity + (state.object - begin), 0).astype(np.complex64)
             state = RefineState(state.object + cfg.momentum * velocity, state.probe)

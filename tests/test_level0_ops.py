@@ -84,3 +84,20 @@ def test_losses_match_oracle(ops, name):
     n = rng.poisson(lam).astype(np.float32)  # includes zeros
     got, want = getattr(ops, name)(lam, n), getattr(P, name)(lam, n)
     assert abs(got - want) <= TOL * max(1.0, abs(want))
+
+
+@pytest.mark.parametrize("name", ["poisson_deviance", "amplitude_mae"])
+def test_masked_losses_match_oracle_and_never_read_masked_counts(ops, name):
+    """Detector mask: the mean over valid pixels only; garbage counts at masked pixels change nothing."""
+    rng = np.random.default_rng(5)
+    lam = rng.uniform(0.0, 4.0, (2, 4, 16, 16)).astype(np.float32)
+    n = rng.poisson(lam).astype(np.float32)
+    valid = rng.uniform(size=(16, 16)) > 0.25
+    garbage = np.where(valid, n, np.float32(1e7)).astype(np.float32)
+    want = getattr(P, name)(lam, n, valid)
+    # the oracle's masked loss is the plain loss of the valid pixels alone (its definition, docs/physics.md)
+    assert want == pytest.approx(getattr(P, name)(lam[..., valid], n[..., valid]), rel=1e-12)
+    assert getattr(P, name)(lam, garbage, valid) == want
+    got = getattr(ops, name)(lam, garbage, valid)
+    assert abs(got - want) <= TOL * max(1.0, abs(want))
+    assert abs(getattr(ops, name)(lam, garbage) - want) > 1.0  # without the mask the garbage does count

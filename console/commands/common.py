@@ -41,3 +41,52 @@ def progress_option() -> typer.models.OptionInfo:
 def native_log(ctx: typer.Context):
     """The process's engine.native_log.NativeLog (set by the entry point; None in-process and in tests)."""
     return ctx.obj if ctx is not None and ctx.obj is not None and hasattr(ctx.obj, "save_to") else None
+
+
+# ------------------------------------------------------------------------------ scan files (docs/data.md)
+def energy_option() -> typer.models.OptionInfo:
+    """``--energy-ev EV``: the photon energy, when the file states none or states it wrong."""
+    return typer.Option(None, "--energy-ev", metavar="EV",
+                        help="Photon energy in eV (overrides the file's; CXI stores joules).")
+
+
+def distance_option() -> typer.models.OptionInfo:
+    return typer.Option(None, "--distance-m", metavar="M", help="Sample-detector distance in metres (overrides the file's).")
+
+
+def detector_pixel_option() -> typer.models.OptionInfo:
+    return typer.Option(None, "--detector-pixel-m", metavar="M",
+                        help="Detector pixel size in metres (overrides the file's). Object pixel = λ·z/(N·p).")
+
+
+def crop_option() -> typer.models.OptionInfo:
+    return typer.Option(None, "--crop", metavar="N",
+                        help="Use the central NxN of a larger or non-square detector (N even).")
+
+
+def probe_from_option() -> typer.models.OptionInfo:
+    return typer.Option(None, "--probe-from", metavar="FILE",
+                        help="Probe from another file: NPZ (probeGuess), CXI (/entry_1/image_1/data) or Ptychodus product.h5.")
+
+
+def product_option() -> typer.models.OptionInfo:
+    return typer.Option(None, "--product", metavar="FILE",
+                        help="Positions, probe and energy/distance from a Ptychodus product (product.h5 or CXI) for a "
+                             "CXI or diffraction.h5 that lacks them (default for diffraction.h5: product.h5 beside it).")
+
+
+def scan_options(energy_ev: float | None = None, distance_m: float | None = None,
+                 detector_pixel_m: float | None = None, crop: int | None = None, probe_from: str | None = None,
+                 product: str | None = None):
+    """One immutable ``engine.formats.geometry.ScanOptions``; a non-positive value is InputError naming the option."""
+    import math
+
+    from engine.errors import InputError
+    from engine.formats.geometry import ScanOptions
+
+    for option, value, unit in (("--energy-ev", energy_ev, "eV"), ("--distance-m", distance_m, "m"),
+                                ("--detector-pixel-m", detector_pixel_m, "m")):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(option, str(value), f"expected a positive number of {unit}")
+    return ScanOptions(energy_ev=energy_ev, distance_m=distance_m, detector_pixel_m=detector_pixel_m, crop=crop,
+                       probe=probe_from, product=product)

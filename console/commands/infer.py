@@ -1,13 +1,15 @@
 """`pinnacle infer BUNDLE DATA.npz`: reconstruct a scan with a trained model bundle (either backend's).
 
 Module level imports only typer/stdlib. Outputs go into a new run: recon.npz, amplitude.png, phase.png,
-product.h5, and metrics.json when the data holds the true object (docs/pipeline.md).
+product.h5, product.cxi, and metrics.json when the data holds the true object (docs/pipeline.md).
 """
 from __future__ import annotations
 
 import typer
 
-from console.commands.common import events_fd_option, events_option, native_log, progress_option, runs_option
+from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
+                                     events_fd_option, events_option, native_log, probe_from_option, product_option,
+                                     progress_option, runs_option, scan_options)
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +17,8 @@ def register(app: typer.Typer) -> None:
     def infer(
         ctx: typer.Context,
         bundle: str = typer.Argument(..., metavar="BUNDLE", help="Model bundle directory or .zip."),
-        data: str = typer.Argument(..., metavar="DATA.npz", help="Scan to reconstruct (probeGuess optional)."),
+        data: str = typer.Argument(..., metavar="DATA", help="Scan to reconstruct: NPZ, CXI or Ptychodus "
+                                   "diffraction.h5 (probe optional: the bundle's is used)."),
         backend: str = typer.Option("tensorflow", "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch); any backend "
                                          "loads any bundle."),
@@ -26,10 +29,17 @@ def register(app: typer.Typer) -> None:
         events: str = events_option(),
         events_fd: int = events_fd_option(),
         progress: bool = progress_option(),
+        energy_ev: float = energy_option(),
+        distance_m: float = distance_option(),
+        detector_pixel_m: float = detector_pixel_option(),
+        crop: int = crop_option(),
+        probe_from: str = probe_from_option(),
+        product: str = product_option(),
     ) -> None:
-        """Reconstruct a scan with a model bundle: stitched object, previews, Ptychodus-style product."""
+        """Reconstruct a scan with a model bundle: stitched object, previews, Ptychodus product (product.h5, .cxi)."""
         from engine.pipeline import infer_job
 
+        options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
         code = infer_job(bundle, data, backend, runs, events, events_fd, batch_size, truth,
-                         human=None if progress else False, native_log=native_log(ctx))
+                         human=None if progress else False, native_log=native_log(ctx), options=options)
         raise typer.Exit(code)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import typer
 
-from console.commands.common import events_fd_option, events_option, native_log, progress_option, runs_option
+from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
+                                     events_fd_option, events_option, native_log, probe_from_option, product_option,
+                                     progress_option, runs_option, scan_options)
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +31,12 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("tensorflow", "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch)."),
         batch_size: int = typer.Option(None, "--batch-size", help="Network inference batch (default: the bundle's)."),
+        energy_ev: float = energy_option(),
+        distance_m: float = distance_option(),
+        detector_pixel_m: float = detector_pixel_option(),
+        crop: int = crop_option(),
+        probe_from: str = probe_from_option(),
+        product: str = product_option(),
         runs: str = runs_option(),
         events: str = events_option(),
         events_fd: int = events_fd_option(),
@@ -37,7 +45,8 @@ def register(app: typer.Typer) -> None:
         """Reconstruct a scan with the network, by iterative refinement, or both (hybrid)."""
         from engine.reconstruction import check_request, reconstruct_job
 
-        request, ds, b = check_request(data, method, bundle, backend, epochs, refine_probe, batch_size)
+        options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
+        request, ds, b = check_request(data, method, bundle, backend, epochs, refine_probe, batch_size, options)
         code = reconstruct_job(request, ds, b, runs, events, events_fd, human=None if progress else False,
                                native_log=native_log(ctx))
         raise typer.Exit(code)

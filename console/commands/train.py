@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import typer
 
-from console.commands.common import events_fd_option, events_option, native_log, progress_option, runs_option
+from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
+                                     events_fd_option, events_option, native_log, probe_from_option, product_option,
+                                     progress_option, runs_option, scan_options)
 
 #: CLI defaults (see the module docstring: about one minute on the fixture with 2 cores).
 DEFAULT_EPOCHS = 20
@@ -56,7 +58,8 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         ctx: typer.Context,
-        data: str = typer.Argument(..., metavar="DATA.npz", help="Training scan (needs probeGuess)."),
+        data: str = typer.Argument(..., metavar="DATA", help="Training scan (NPZ, CXI, Ptychodus diffraction.h5) "
+                                   "with a probe."),
         backend: str = typer.Option("tensorflow", "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch)."),
         epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs",
@@ -86,17 +89,24 @@ def register(app: typer.Typer) -> None:
                                  help="After training, reconstruct this scan with the new bundle (and score it "
                                       "when it has objectGuess)."),
         progress: bool = progress_option(),
+        energy_ev: float = energy_option(),
+        distance_m: float = distance_option(),
+        detector_pixel_m: float = detector_pixel_option(),
+        crop: int = crop_option(),
+        probe_from: str = probe_from_option(),
+        product: str = product_option(),
     ) -> None:
         """Train the physics-informed network and write a model bundle (run dir: bundle/, checkpoints/)."""
         from engine.backends import canonical_name
         from engine.pipeline import _load_data, train_job
 
         name = canonical_name(backend)
-        ds = _load_data(data, require_probe=True)
+        options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
+        ds = _load_data(data, require_probe=True, options=options)
         cfg = build_config(ds, name, epochs, gridsize, n_groups or None, batch_size, filters_scale,
                            learning_rate, loss, seed, val_fraction)
         dev = parse_devices(devices)
         code = train_job(data, cfg, runs, events, events_fd, resume, accelerator=accelerator, devices=dev,
                          test_path=test, dataset=ds, human=None if progress else False,
-                         native_log=native_log(ctx))
+                         native_log=native_log(ctx), options=options)
         raise typer.Exit(code)

@@ -1,4 +1,4 @@
-"""`pinnacle validate DATA.npz [--json]`: check a scan against the data contract and summarise it.
+"""`pinnacle validate DATA [--json]`: check a scan (NPZ, CXI, Ptychodus HDF5) against the data contract, summarise it.
 
 Exit 0 when valid; a bad file raises InputError, which the CLI turns into one line on stderr and exit 2.
 Warnings (e.g. the legacy (N, N, M) orientation) go to stderr as one `pinnacle: warning:` line each.
@@ -7,6 +7,26 @@ from __future__ import annotations
 
 import typer
 
+from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
+                                     probe_from_option, product_option, scan_options)
+
+
+def _geometry_rows(summary: dict) -> list[tuple[str, str]]:
+    g = summary["geometry"]
+    if g["object_pixel_m"] is None:
+        rows = [("object pixel", "unknown (the file states no energy, distance or pixel size)")]
+    else:
+        rows = [("object pixel", f"{g['object_pixel_m'] * 1e9:.6g} nm ({g['source']}"
+                 + (f"; given: {', '.join(g['overridden'])}" if g["overridden"] else "") + ")")]
+    for label, key, scale, unit in (("photon energy", "energy_ev", 1, "eV"), ("detector distance", "distance_m", 1, "m"),
+                                    ("detector pixel", "detector_pixel_m", 1e6, "µm")):
+        if g[key] is not None:
+            rows.append((label, f"{g[key] * scale:.6g} {unit}"))
+    if summary["masked_pixels"]:
+        rows.append(("masked pixels", f"{summary['masked_pixels']} (left out of the likelihood)"))
+    rows += [("note", n) for n in g["notes"]]
+    return rows
+
 
 def _rows(summary: dict) -> list[tuple[str, str]]:
     ext = summary["position_extent"]
@@ -14,6 +34,7 @@ def _rows(summary: dict) -> list[tuple[str, str]]:
     obj = summary["object_shape"]
     return [
         ("file", summary["path"]),
+        ("format", summary["format"]),
         ("patterns (M)", str(summary["M"])),
         ("pattern size (N)", f"{summary['N']} x {summary['N']}"),
         ("object size (H x W)", f"{obj[0]} x {obj[1]}" if obj else "none"),
@@ -23,11 +44,12 @@ def _rows(summary: dict) -> list[tuple[str, str]]:
         ("position extent x (px)", f"{ext['x'][0]:.2f} .. {ext['x'][1]:.2f}"),
         ("position extent y (px)", f"{ext['y'][0]:.2f} .. {ext['y'][1]:.2f}"),
         ("scan step (median NN, px)", f"{step:.3f}" if step is not None else "n/a (one position)"),
+        *_geometry_rows(summary),
         ("fingerprint (sha256)", summary["fingerprint"]),
     ]
 
 
-def validate_file(path: str, as_json: bool) -> None:
+def validate_file(path: str, as_json: bool, options=None) -> None:
     """Load (raising InputError on bad input), then print the summary as a rich table or one JSON object."""
     import json
     import sys
@@ -37,7 +59,7 @@ def validate_file(path: str, as_json: bool) -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = load_dataset(path)
+        ds = load_dataset(path, options=options)
     for w in caught:
         print(f"pinnacle: warning: {w.message}".replace("\n", " "), file=sys.stderr)
     summary = summarize(ds)
@@ -58,8 +80,15 @@ def validate_file(path: str, as_json: bool) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate(
-        data: str = typer.Argument(..., metavar="DATA.npz", help="Scan to check (PtychoPINN NPZ contract)."),
+        data: str = typer.Argument(..., metavar="DATA",
+                                   help="Scan to check: NPZ, CXI, or Ptychodus diffraction.h5 (or its folder)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+        energy_ev: float = energy_option(),
+        distance_m: float = distance_option(),
+        detector_pixel_m: float = detector_pixel_option(),
+        crop: int = crop_option(),
+        probe_from: str = probe_from_option(),
+        product: str = product_option(),
     ) -> None:
         """Check a dataset against the data contract; exit 0 if valid, 2 with one line on stderr if not."""
-        validate_file(data, as_json)
+        validate_file(data, as_json, scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product))

@@ -10,6 +10,7 @@ Hook epochs and batches are 0-based (the ``epoch`` that ``grouping.epoch_order``
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -48,7 +49,8 @@ class Pinn:
         self.photon_scale = float(consts.photon_scale)
         self.window = tf.constant(merge_window(N))
         self.k = tp.fftfreq(R)  # ky = kx: the merged region is square
-        self.loss_fn = tp.LOSSES[loss]
+        valid = None if consts.valid is None else tf.constant(np.asarray(consts.valid, bool))  # detector mask
+        self.loss_fn = tp.LOSSES[loss] if valid is None else functools.partial(tp.LOSSES[loss], valid=valid)
         self.optimizer = None
         if learning_rate is not None:
             self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=ADAM_BETAS[0],

@@ -41,9 +41,13 @@ def forward_intensity(probe: np.ndarray, obj_patches: np.ndarray, photon_scale: 
     return tp.forward_intensity(_c(probe), _c(obj_patches), float(photon_scale)).numpy()
 
 
-def poisson_deviance(pred_counts: np.ndarray, counts: np.ndarray) -> float:
-    return float(tp.poisson_deviance(_f(pred_counts), _f(counts)))
+def _b(valid) -> tf.Tensor | None:
+    return None if valid is None else tf.constant(np.asarray(valid, dtype=bool))
 
 
-def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray) -> float:
-    return float(tp.amplitude_mae(_f(pred_counts), _f(counts)))
+def poisson_deviance(pred_counts: np.ndarray, counts: np.ndarray, valid: np.ndarray | None = None) -> float:
+    return float(tp.poisson_deviance(_f(pred_counts), _f(counts), _b(valid)))
+
+
+def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray, valid: np.ndarray | None = None) -> float:
+    return float(tp.amplitude_mae(_f(pred_counts), _f(counts), _b(valid)))

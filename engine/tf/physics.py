@@ -91,19 +91,40 @@ def forward_intensity(probe: tf.Tensor, obj: tf.Tensor, photon_scale: float = 1.
     return tf.math.square(tf.math.real(F)) + tf.math.square(tf.math.imag(F))
 
 
-def poisson_deviance(lam: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+def poisson_deviance(lam: tf.Tensor, n: tf.Tensor, valid: tf.Tensor | None = None) -> tf.Tensor:
     """Mean of ``λ - n + xlogy(n, n / (λ + eps))``, evaluated in float64 for an exact reduction.
 
     ``xlogy`` is 0 where n = 0 and so is its gradient there, which keeps the gradient ``1 - n/λ`` finite.
+    ``valid`` (N, N): the mean over valid pixels only (engine.physics.poisson_deviance); masked counts never read.
     """
     lam = tf.cast(lam, tf.float64)
     n = tf.cast(n, tf.float64)
-    return tf.reduce_mean(lam - n + tf.math.xlogy(n, n / (lam + LOSS_EPS)))
+    if valid is not None:
+        n = tf.where(_mask(valid, n), n, tf.zeros_like(n))
+    return masked_mean(lam - n + tf.math.xlogy(n, n / (lam + LOSS_EPS)), valid)
 
 
-def amplitude_mae(lam: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
-    """Mean ``|sqrt(λ) - sqrt(n)|`` (sqrt-count units)."""
-    return tf.reduce_mean(tf.abs(tf.sqrt(tf.cast(lam, tf.float64)) - tf.sqrt(tf.cast(n, tf.float64))))
+def amplitude_mae(lam: tf.Tensor, n: tf.Tensor, valid: tf.Tensor | None = None) -> tf.Tensor:
+    """Mean ``|sqrt(λ) - sqrt(n)|`` (sqrt-count units) over valid pixels; masked pixels read as 1 (finite sqrt
+    gradient) and are left out of the mean."""
+    lam = tf.cast(lam, tf.float64)
+    n = tf.cast(n, tf.float64)
+    if valid is not None:
+        m = _mask(valid, n)
+        lam, n = tf.where(m, lam, tf.ones_like(lam)), tf.where(m, n, tf.ones_like(n))
+    return masked_mean(tf.abs(tf.sqrt(lam) - tf.sqrt(n)), valid)
+
+
+def _mask(valid: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    return tf.broadcast_to(tf.cast(valid, tf.bool), tf.shape(like))
+
+
+def masked_mean(term: tf.Tensor, valid: tf.Tensor | None) -> tf.Tensor:
+    """Mean over the pixels where ``valid`` (N, N) is True (engine.physics.masked_mean)."""
+    if valid is None:
+        return tf.reduce_mean(term)
+    m = _mask(valid, term)
+    return tf.reduce_sum(tf.where(m, term, tf.zeros_like(term))) / tf.reduce_sum(tf.cast(m, tf.float64))
 
 
 LOSSES = {"poisson": poisson_deviance, "mae": amplitude_mae}

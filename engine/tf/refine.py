@@ -41,6 +41,8 @@ class Refiner:
         self.patch_index = tf.constant(np.stack([place_r, place_c], axis=-1).astype(np.int32))  # (M, N, N, 2)
         self.shape = problem.shape
         self.mask = tf.constant(R.momentum_mask(problem))
+        valid = np.ones((N, N), bool) if problem.valid is None else problem.valid
+        self.valid = tf.constant(np.fft.ifftshift(valid).astype(np.float32))  # FFT order
         sel = tf.TensorSpec((None,), tf.int32)
         obj = tf.TensorSpec(problem.shape, tf.complex64)
         probe = tf.TensorSpec((N, N), tf.complex64)
@@ -61,9 +63,9 @@ class Refiner:
         """(∂L_w/∂F* = w·(1 − n/λ)·F with w = λ/(λ + n), Σ deviance in float64) — as engine.torch.refine."""
         lam = tf.math.square(tf.math.real(F)) + tf.math.square(tf.math.imag(F))
         n = tf.gather(self.counts, sel)
-        w = lam / (lam + n + R.WEIGHT_EPS)
+        w = lam / (lam + n + R.WEIGHT_EPS) * self.valid
         ratio = tf.where(n > 0, n, tf.ones_like(n)) / (lam + physics.LOSS_EPS)
-        dev = tf.reduce_sum(tf.cast(lam - n + n * tf.math.log(ratio), tf.float64))
+        dev = tf.reduce_sum(tf.cast((lam - n + n * tf.math.log(ratio)) * self.valid, tf.float64))
         return tf.cast(w * (1.0 - n / (lam + physics.LOSS_EPS)), tf.complex64) * F, dev
 
     def _illumination(self, weight: tf.Tensor, sel: tf.Tensor) -> tf.Tensor:
@@ -120,7 +122,7 @@ def refine(problem: R.RefineProblem, start: R.RefineState, cfg: R.RefineConfig, 
     ref = Refiner(problem, cfg)
     obj, probe = _c64(start.object), _c64(start.probe)
     velocity = tf.zeros_like(obj)
-    pixels = problem.N * problem.N
+    pixels = problem.pixels
     history: list[dict] = []
     hooks.on_start(cfg.epochs, problem.M)
     for epoch in range(cfg.epochs):

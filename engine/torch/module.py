@@ -34,6 +34,8 @@ class PtychoModule(L.LightningModule):
         self.register_buffer("window", torch.from_numpy(merge_window(N)), persistent=False)
         self.register_buffer("ky", tp.fftfreq(R), persistent=False)
         self.register_buffer("kx", tp.fftfreq(R), persistent=False)
+        valid = None if consts.valid is None else torch.from_numpy(np.array(consts.valid, bool))  # detector mask
+        self.register_buffer("valid", valid, persistent=False)
         self.photon_scale = float(consts.photon_scale)
         self.loss_fn = tp.LOSSES[cfg.training.loss]
         self.history: list[dict] = []  # one dict per finished epoch; travels in checkpoints
@@ -54,7 +56,8 @@ class PtychoModule(L.LightningModule):
 
     def loss(self, batch) -> torch.Tensor:
         x, counts, offsets = batch
-        return self.loss_fn(self.predicted_counts(x, offsets), counts)
+        lam = self.predicted_counts(x, offsets)
+        return self.loss_fn(lam, counts) if self.valid is None else self.loss_fn(lam, counts, self.valid)
 
     # --------------------------------------------------------------------------------------- Lightning steps
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

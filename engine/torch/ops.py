@@ -43,11 +43,15 @@ def forward_intensity(probe: np.ndarray, obj_patches: np.ndarray, photon_scale: 
         return tp.forward_intensity(_c(probe), _c(obj_patches), float(photon_scale)).numpy()
 
 
-def poisson_deviance(pred_counts: np.ndarray, counts: np.ndarray) -> float:
-    with torch.inference_mode():
-        return float(tp.poisson_deviance(_f(pred_counts), _f(counts)))
+def _b(valid) -> torch.Tensor | None:
+    return None if valid is None else torch.from_numpy(np.ascontiguousarray(valid, dtype=bool))
 
 
-def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray) -> float:
+def poisson_deviance(pred_counts: np.ndarray, counts: np.ndarray, valid: np.ndarray | None = None) -> float:
     with torch.inference_mode():
-        return float(tp.amplitude_mae(_f(pred_counts), _f(counts)))
+        return float(tp.poisson_deviance(_f(pred_counts), _f(counts), _b(valid)))
+
+
+def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray, valid: np.ndarray | None = None) -> float:
+    with torch.inference_mode():
+        return float(tp.amplitude_mae(_f(pred_counts), _f(counts), _b(valid)))

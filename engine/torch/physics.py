@@ -84,20 +84,41 @@ def forward_intensity(probe: torch.Tensor, obj: torch.Tensor, photon_scale: floa
     return F.real.square() + F.imag.square()
 
 
-def poisson_deviance(lam: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+def poisson_deviance(lam: torch.Tensor, n: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of ``λ - n + n·log(n / (λ + eps))`` (0 where n = 0), evaluated in float64 for an exact reduction.
 
     The n = 0 case uses a safe ratio instead of ``xlogy`` so that its gradient stays finite (1 - n/λ).
+    ``valid`` (N, N): the mean over valid pixels only (engine.physics.poisson_deviance); masked counts never read.
     """
     lam = lam.to(torch.float64)
     n = n.to(torch.float64)
+    if valid is not None:
+        n = torch.where(_mask(valid, n), n, torch.zeros_like(n))
     ratio = torch.where(n > 0, n, torch.ones_like(n)) / (lam + LOSS_EPS)
-    return torch.mean(lam - n + n * torch.log(ratio))
+    return masked_mean(lam - n + n * torch.log(ratio), valid)
 
 
-def amplitude_mae(lam: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """Mean ``|sqrt(λ) - sqrt(n)|`` (sqrt-count units)."""
-    return torch.mean(torch.abs(torch.sqrt(lam.to(torch.float64)) - torch.sqrt(n.to(torch.float64))))
+def amplitude_mae(lam: torch.Tensor, n: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean ``|sqrt(λ) - sqrt(n)|`` (sqrt-count units) over valid pixels; masked pixels read as 1 (finite sqrt
+    gradient) and are left out of the mean."""
+    lam = lam.to(torch.float64)
+    n = n.to(torch.float64)
+    if valid is not None:
+        m = _mask(valid, n)
+        lam, n = torch.where(m, lam, torch.ones_like(lam)), torch.where(m, n, torch.ones_like(n))
+    return masked_mean(torch.abs(torch.sqrt(lam) - torch.sqrt(n)), valid)
+
+
+def _mask(valid: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return valid.to(device=like.device, dtype=torch.bool).expand(like.shape)
+
+
+def masked_mean(term: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the pixels where ``valid`` (N, N) is True (engine.physics.masked_mean)."""
+    if valid is None:
+        return torch.mean(term)
+    m = _mask(valid, term)
+    return torch.where(m, term, torch.zeros_like(term)).sum() / m.sum().to(torch.float64)
 
 
 LOSSES = {"poisson": poisson_deviance, "mae": amplitude_mae}

@@ -56,6 +56,8 @@ class Refiner:
         self.ry = _ramps(problem.fractions[:, 1], self.L, device)
         self.rx = _ramps(problem.fractions[:, 0], self.L, device)
         self.mask = torch.from_numpy(R.momentum_mask(problem)).to(device)
+        valid = np.ones((self.N, self.N), bool) if problem.valid is None else problem.valid
+        self.valid = torch.from_numpy(np.fft.ifftshift(valid).astype(np.float32)).to(device)  # FFT order
 
     # --------------------------------------------------------------------------------- model, top to bottom
     def patches(self, obj: torch.Tensor, sel: np.ndarray) -> torch.Tensor:
@@ -75,9 +77,9 @@ class Refiner:
         written out, so that autograd only runs through the linear part (extraction, probe, FFT)."""
         lam = F.real.square() + F.imag.square()
         n = self.counts[torch.from_numpy(np.asarray(sel, np.int64)).to(self.device)]
-        w = lam / (lam + n + R.WEIGHT_EPS)
+        w = lam / (lam + n + R.WEIGHT_EPS) * self.valid
         ratio = torch.where(n > 0, n, torch.ones_like(n)) / (lam + physics.LOSS_EPS)
-        dev = (lam - n + n * torch.log(ratio)).to(torch.float64).sum()
+        dev = ((lam - n + n * torch.log(ratio)) * self.valid).to(torch.float64).sum()
         return w * (1.0 - n / (lam + physics.LOSS_EPS)) * F, float(dev)
 
     def _illumination(self, weight: torch.Tensor, sel: np.ndarray) -> torch.Tensor:
@@ -136,7 +138,7 @@ def refine(problem: R.RefineProblem, start: R.RefineState, cfg: R.RefineConfig, 
     ref = Refiner(problem, cfg, device)
     obj, probe = _as_tensor(start.object, device), _as_tensor(start.probe, device)
     velocity = torch.zeros_like(obj)
-    pixels = problem.N * problem.N
+    pixels = problem.pixels
     history: list[dict] = []
     hooks.on_start(cfg.epochs, problem.M)
     for epoch in range(cfg.epochs):
