@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import parity
+from engine import parity, parity_refine
 from engine.parity import BACKENDS, Check
 
 #: Groups in the level-1/2 batch: enough to exercise batching, small enough to keep the probe children quick —
@@ -47,10 +47,12 @@ def _upcast(a: np.ndarray) -> np.ndarray:
 
 
 def oracle_outputs(ops_in: dict[str, dict[str, np.ndarray]]) -> dict[str, tuple[np.ndarray, ...]]:
-    from engine import physics
-    from engine.parity_probe import call_op
+    import importlib
 
-    return {op: call_op(physics, op, {k: _upcast(v) for k, v in args.items()}) for op, args in ops_in.items()}
+    from engine.parity_probe import ORACLE_MODULE, call_op
+
+    return {op: call_op(importlib.import_module(ORACLE_MODULE.get(op, "engine.physics")), op,
+                        {k: _upcast(v) for k, v in args.items()}) for op, args in ops_in.items()}
 
 
 def probe_batch(N: int) -> int:
@@ -84,7 +86,7 @@ def run_probes(job, ds, opts: ParityOptions, work: Path) -> list[Check]:
     """Levels 0, 1, 2 (those in ``opts.levels``): one probe child per installed backend, compared here. Level 0
     needs one backend (each is checked against the numpy oracle); levels 1 and 2 need both (the command checks)."""
     from engine.backends import LABELS, installed_backends
-    from engine.parity_probe import ops_inputs, read_ops_outputs, run_in_child, write_inputs
+    from engine.parity_probe import ops_inputs, read_ops_outputs, read_refine_outputs, run_in_child, write_inputs
 
     backends = installed_backends()
     for b in BACKENDS:
@@ -94,13 +96,15 @@ def run_probes(job, ds, opts: ParityOptions, work: Path) -> list[Check]:
     ops_in = ops_inputs(OPS_SEED) if 0 in wanted else None
     case_name = f"gridsize {opts.gridsize}, {probe_batch(ds.N)} groups of {Path(opts.data).name}"
     cases = {case_name: probe_case(ds, opts)} if wanted & {1, 2} else {}
+    step = parity_refine.step_case(ds, opts.seed) if 2 in wanted else None
     work.mkdir(parents=True, exist_ok=True)
-    write_inputs(work / "probe_in.npz", cases, ops_in)
-    outs, ops_out = {}, {}
+    write_inputs(work / "probe_in.npz", cases, ops_in, refine=step)
+    outs, ops_out, refine_out = {}, {}, {}
     for b in backends:
         job.log(f"probing {b}: levels {', '.join(str(x) for x in sorted(wanted & {0, 1, 2}))}")
         outs[b] = run_in_child(b, work / "probe_in.npz", work / f"probe_{b}.npz")
         ops_out[b] = read_ops_outputs(work / f"probe_{b}.npz")
+        refine_out[b] = read_refine_outputs(work / f"probe_{b}.npz")
         job.check_cancel()
     checks: list[Check] = []
     if ops_in:
@@ -114,6 +118,8 @@ def run_probes(job, ds, opts: ParityOptions, work: Path) -> list[Check]:
             checks += parity.level2_checks(name, case.weights, case.cfg.training.learning_rate,
                                            parity.reduction_length(case.batch), outs["tensorflow"][name],
                                            outs["torch"][name], case.given)
+    if step is not None:
+        checks += parity_refine.step_checks(step, refine_out)
     return checks
 
 
@@ -187,7 +193,8 @@ def _metrics(infer_dir: Path, train_dir: Path) -> dict[str, float | None]:
     return out
 
 
-def _runtimes(train: ChildResult, infer_dir: Path, n_patterns: int) -> dict[str, float | None]:
+def _runtimes(train: ChildResult, infer_dir: Path, n_patterns: int, refine: ChildResult | None = None
+              ) -> dict[str, float | None]:
     t = _read_json(train.run_dir / "run.json").get("timings") or {}
     ti = _read_json(infer_dir / "run.json").get("timings") or {}
     secs = [e.get("seconds") for e in train.epochs if isinstance(e.get("seconds"), (int, float))]
@@ -201,7 +208,15 @@ def _runtimes(train: ChildResult, infer_dir: Path, n_patterns: int) -> dict[str,
         "train total (s)": t.get("training"),
         "infer (patterns/s)": n_patterns / infer_s if infer_s else None,
         "stitch (s)": ti.get("stitching"),
+        **({"refine per epoch (s)": _steady_epoch(refine.epochs)} if refine is not None else {}),
     }
+
+
+def _steady_epoch(epochs: list[dict]) -> float | None:
+    """Mean seconds of an epoch after the first (which also builds or traces the step)."""
+    secs = [e.get("seconds") for e in epochs if isinstance(e.get("seconds"), (int, float))]
+    steady = secs[1:] or secs
+    return float(np.mean(steady)) if steady else None
 
 
 def run_level3(job, opts: ParityOptions, root: Path, n_test: int) -> dict:
@@ -226,16 +241,31 @@ def run_level3(job, opts: ParityOptions, root: Path, n_test: int) -> dict:
                             ["infer", str(trained[a].run_dir / "bundle"), opts.test, "--backend", b, "--runs", str(runs)],
                             logs / f"infer-{a}-in-{b}.log")
             inferred[(a, b)] = res.run_dir
+    job.stage("refining")
+    refined: dict[str, ChildResult] = {}
+    for b in BACKENDS:  # end to end: iterative refinement of the held-out scan in each backend
+        refined[b] = run_child(job, f"refining {Path(opts.test).name} with {b}",
+                               ["reconstruct", opts.test, "--method", "iterative", "--backend", b, "--runs", str(runs)],
+                               logs / f"refine-{b}.log")
     job.stage("evaluating")
     objects = {k: load_recon(d / "recon.npz").object for k, d in inferred.items()}
     metrics = {b: _metrics(inferred[(b, b)], trained[b].run_dir) for b in BACKENDS}
-    runtimes = {b: _runtimes(trained[b], inferred[(b, b)], n_test) for b in BACKENDS}
+    runtimes = {b: _runtimes(trained[b], inferred[(b, b)], n_test, refined[b]) for b in BACKENDS}
+    refined_objects = {b: load_recon(r.run_dir / "recon.npz").object for b, r in refined.items()}
+    refined_metrics = {b: _read_json(r.run_dir / "metrics.json") for b, r in refined.items()}
+    for b in BACKENDS:
+        for part in ("phase", "amplitude"):
+            metrics[b][f"refined_{part}_ssim"] = refined_metrics[b][part].get("ssim")
+        metrics[b]["refined_complex_nrmse"] = refined_metrics[b]["complex"].get("nrmse")
     checks = parity.level3_checks(metrics) + parity.cross_checks(objects)
+    checks += parity_refine.end_to_end_checks(refined_objects, {b: {"phase_ssim": metrics[b]["refined_phase_ssim"]}
+                                                                for b in BACKENDS})
     rel = lambda p: p.resolve().relative_to(root.resolve()).as_posix()  # noqa: E731
     return {
         "checks": checks, "metrics": metrics, "runtimes": runtimes,
         "objects": {b: objects[(b, b)] for b in BACKENDS},
         "reconstructions": {b: rel(inferred[(b, b)] / "recon.npz") for b in BACKENDS},
         "runs": {**{f"train {b}": rel(trained[b].run_dir) for b in BACKENDS},
-                 **{f"infer {a} bundle with {b}": rel(d) for (a, b), d in inferred.items()}},
+                 **{f"infer {a} bundle with {b}": rel(d) for (a, b), d in inferred.items()},
+                 **{f"refine with {b}": rel(r.run_dir) for b, r in refined.items()}},
     }

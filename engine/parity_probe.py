@@ -59,7 +59,11 @@ OPS: dict[str, tuple[str, ...]] = {
     "amplitude_mae": ("pred_counts", "counts"),
     "masked_poisson_deviance": ("pred_counts", "counts", "valid"),
     "masked_amplitude_mae": ("pred_counts", "counts", "valid"),
+    "refine_patches": ("obj", "corners", "fractions", "N", "margin"),
+    "refine_gradients": ("obj", "probe", "counts", "corners", "fractions", "margin", "valid"),
 }
+#: The numpy oracle of each op: engine.physics, except the refinement's ops (engine.refine).
+ORACLE_MODULE = {"refine_patches": "engine.refine", "refine_gradients": "engine.refine"}
 #: Ops that are another op called with more arguments (the detector-mask variants of the losses).
 OP_FUNCTION = {"masked_poisson_deviance": "poisson_deviance", "masked_amplitude_mae": "amplitude_mae"}
 
@@ -93,7 +97,24 @@ def ops_inputs(seed: int = 0, N: int = 64) -> dict[str, dict[str, np.ndarray]]:
         "amplitude_mae": {"pred_counts": lam, "counts": rng.poisson(lam[::-1]).astype(np.float32)},
         "masked_poisson_deviance": {"pred_counts": lam, "counts": garbage, "valid": valid},
         "masked_amplitude_mae": {"pred_counts": lam, "counts": garbage, "valid": valid},
+        **refine_ops_inputs(seed),
     }
+
+
+def refine_ops_inputs(seed: int, N: int = 32, margin: int = 4, M: int = 5) -> dict[str, dict[str, np.ndarray]]:
+    """Level-0 inputs of the refinement's ops: an object of order 1 on a small padded grid, windows at sub-pixel
+    positions that overlap, a probe scaled to a far field of order 1, Poisson counts (with zeros) and a mask."""
+    rng = np.random.default_rng([seed, 21])
+    side = 2 * N + 2 * margin
+    obj = (1.0 + 0.3 * _crandn(rng, (side, side))).astype(np.complex64)
+    corners = rng.integers(0, side - (N + 2 * margin) + 1, (M, 2)).astype(np.int64)
+    fractions = rng.uniform(0, 1, (M, 2))
+    probe = (3.0 * _crandn(rng, (N, N))).astype(np.complex64)
+    counts = rng.poisson(9.0, (M, N, N)).astype(np.float32)
+    valid = rng.uniform(size=(N, N)) > 0.1
+    common = {"obj": obj, "corners": corners, "fractions": fractions, "margin": np.array(margin)}
+    return {"refine_patches": {**common, "N": np.array(N)},
+            "refine_gradients": {**common, "probe": probe, "counts": counts, "valid": valid}}
 
 
 def call_op(module, op: str, args: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -132,10 +153,16 @@ def read_ops_outputs(path: Path) -> dict[str, tuple[np.ndarray, ...]]:
     return {op: tuple(v[str(i)] for i in range(len(v))) for op, v in _read_ops(path, "ops_out").items()}
 
 
-def write_inputs(path: Path, cases: dict[str, Case], ops: dict[str, dict[str, np.ndarray]] | None = None) -> None:
+def write_inputs(path: Path, cases: dict[str, Case], ops: dict[str, dict[str, np.ndarray]] | None = None,
+                 refine=None) -> None:
+    """``refine``: an engine.parity_refine.StepCase (level-2 refinement step), or None."""
     arrays: dict[str, np.ndarray] = {"cases": np.array(json.dumps(sorted(cases)))}
     if ops:
         arrays.update(_ops_arrays("ops", ops))
+    if refine is not None:
+        from engine import parity_refine
+
+        arrays.update(parity_refine.arrays(refine))
     for name, c in cases.items():
         arrays[f"{name}/cfg"] = np.array(json.dumps(to_dict(c.cfg)))
         arrays[f"{name}/probe"] = np.asarray(c.consts.probe, np.complex64)
@@ -192,17 +219,26 @@ def probe(backend, case: Case) -> Outputs:
     )
 
 
-def write_outputs(path: Path, outputs: dict[str, Outputs], ops_out: dict[str, tuple[np.ndarray, ...]] | None = None
-                  ) -> None:
+def write_outputs(path: Path, outputs: dict[str, Outputs], ops_out: dict[str, tuple[np.ndarray, ...]] | None = None,
+                  refine_out: dict[str, np.ndarray] | None = None) -> None:
     arrays: dict[str, np.ndarray] = {"cases": np.array(json.dumps(sorted(outputs)))}
     if ops_out:
         arrays.update(_ops_arrays("ops_out", ops_out))
+    arrays.update(refine_out or {})
     for name, o in outputs.items():
         arrays[f"{name}/objects"] = o.objects
         arrays[f"{name}/losses"] = np.array(json.dumps(o.losses))
         for part in ("stepped", "grads", "optimized"):
             _put(arrays, f"{name}/{part}/", getattr(o, part))
     np.savez(path, **arrays)
+
+
+def read_refine_outputs(path: Path) -> dict[str, np.ndarray]:
+    """The level-2 refinement step's outputs (engine.parity_refine.run_steps), empty when there were none."""
+    from engine import parity_refine
+
+    with np.load(path, allow_pickle=False) as z:
+        return parity_refine.outputs(z)
 
 
 def read_outputs(path: Path) -> dict[str, Outputs]:
@@ -242,7 +278,12 @@ def main(argv: list[str] | None = None) -> int:
 
         module = importlib.import_module(info(canonical_name(args[0])).ops_module)
         ops_out = {op: call_op(module, op, a) for op, a in ops_in.items()}
-    write_outputs(Path(args[2]), {name: probe(backend, case) for name, case in cases.items()}, ops_out)
+    from engine import parity_refine
+
+    with np.load(Path(args[1]), allow_pickle=False) as z:
+        step_case = parity_refine.read_case(z)
+    refine_out = parity_refine.run_steps(backend.refine_step, step_case) if step_case is not None else None
+    write_outputs(Path(args[2]), {name: probe(backend, case) for name, case in cases.items()}, ops_out, refine_out)
     return 0
 
 

@@ -291,3 +291,24 @@ def refine(problem: RefineProblem, start: RefineState, cfg: RefineConfig) -> tup
 
 __all__ = ["RefineConfig", "RefineProblem", "RefineState", "make_problem", "start_object", "crop_object",
            "extract_patches", "gradients", "step", "refine", "epoch_batches", "momentum_mask"]
+
+
+# ------------------------------------------------------------------------------------------ level-0 ops
+def refine_problem(corners: np.ndarray, fractions: np.ndarray, shape: tuple[int, int], margin: int,
+                   counts: np.ndarray, valid: np.ndarray | None = None) -> RefineProblem:
+    """A problem straight from its arrays (the level-0 parity ops build one per call)."""
+    counts = np.asarray(counts, np.float32)
+    return RefineProblem(counts, np.asarray(corners, np.int64), np.asarray(fractions, np.float64),
+                         (int(shape[0]), int(shape[1])), int(margin), np.zeros(shape, np.float32),
+                         None if valid is None else np.asarray(valid, bool))
+
+
+def refine_patches(obj: np.ndarray, corners: np.ndarray, fractions: np.ndarray, N: int, margin: int) -> np.ndarray:
+    """Level-0 op: the refinement's sub-pixel extraction (``extract_patches``)."""
+    return extract_patches(obj, corners, fractions, int(N), int(margin))
+
+
+def refine_gradients(obj: np.ndarray, probe: np.ndarray, counts: np.ndarray, corners: np.ndarray,
+                     fractions: np.ndarray, margin: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Level-0 op: (G_O, G_P, summed deviance) of a batch (``gradients`` with the probe and a detector mask)."""
+    return gradients(obj, probe, counts, corners, fractions, int(margin), with_probe=True, valid=valid)

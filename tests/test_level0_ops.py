@@ -101,3 +101,34 @@ def test_masked_losses_match_oracle_and_never_read_masked_counts(ops, name):
     got = getattr(ops, name)(lam, garbage, valid)
     assert abs(got - want) <= TOL * max(1.0, abs(want))
     assert abs(getattr(ops, name)(lam, garbage) - want) > 1.0  # without the mask the garbage does count
+
+
+# ------------------------------------------------------------------------------------------- refinement
+def test_refinement_extraction_matches_oracle_and_integer_windows_are_slices(ops):
+    from engine import refine as R
+    from engine.parity_probe import refine_ops_inputs
+
+    a = refine_ops_inputs(0)["refine_patches"]
+    args = (a["obj"], a["corners"], a["fractions"], int(a["N"]), int(a["margin"]))
+    assert maxerr(ops.refine_patches(*args), R.refine_patches(*args)) < TOL
+    whole = np.zeros_like(a["fractions"])  # no sub-pixel part: the patch is the window's centre, exactly
+    got = ops.refine_patches(a["obj"], a["corners"], whole, int(a["N"]), int(a["margin"]))
+    m, N = int(a["margin"]), int(a["N"])
+    x, y = a["corners"][0]
+    assert maxerr(got[0], a["obj"][y + m:y + m + N, x + m:x + m + N]) < TOL
+
+
+def test_refinement_gradients_match_oracle_and_ignore_masked_pixels(ops):
+    from engine import refine as R
+    from engine.parity_probe import refine_ops_inputs
+
+    a = refine_ops_inputs(0)["refine_gradients"]
+    args = [a[k] for k in ("obj", "probe", "counts", "corners", "fractions")] + [int(a["margin"]), a["valid"]]
+    want = R.refine_gradients(*[x.astype(np.complex128) if np.iscomplexobj(x) else x for x in args])
+    got = ops.refine_gradients(*args)
+    for g, w in zip(got[:2], want[:2]):  # relative to the largest component (gradients are not of order 1)
+        assert maxerr(g, w) / np.abs(w).max() < TOL
+    assert abs(got[2] - want[2]) / abs(want[2]) < TOL
+    garbage = np.where(a["valid"], a["counts"], 1e6).astype(np.float32)  # masked counts are never read
+    again = ops.refine_gradients(*args[:2], garbage, *args[3:])
+    assert maxerr(again[0], got[0]) == 0.0 and again[2] == got[2]

@@ -83,6 +83,7 @@ def table_rows(checks: list[dict]) -> list[dict]:
 
 
 def verdict_table(report: dict):
+    from rich.markup import escape
     from rich.table import Table
 
     from engine.parity_report import level_key
@@ -96,7 +97,7 @@ def verdict_table(report: dict):
         value = f"{v:.3g}" if isinstance(v, (int, float)) else str(v if v is not None else "missing")
         result = "[green]pass[/]" if c["passed"] else "[bold red]FAIL[/]"
         name = c["name"] + (f" [{c['backend']}]" if c["backend"] and c["backend"] not in c["name"] else "")
-        table.add_row(level_key(c["level"]), name, value, f"{c['tolerance']:.3g}", result)
+        table.add_row(level_key(c["level"]), escape(name), value, f"{c['tolerance']:.3g}", result)
     return table
 
 
@@ -179,8 +180,10 @@ def register(app: typer.Typer) -> None:
                 out = Console(file=sys.stderr if events == "-" else sys.stdout, width=max(120, Console().width),
                               soft_wrap=False)  # stdout belongs to the event stream with --events -
                 out.print(verdict_table(report))
+                from rich.markup import escape
+
                 for line in report["failures"]:
-                    out.print(f"[bold red]FAIL[/] {line}", highlight=False)
+                    out.print(f"[bold red]FAIL[/] {escape(line)}", highlight=False)
                 n, bad = len(checks), len(report["failures"])
                 verdict = (f"[bold green]PASS[/]: the backends agree on all {n} checks" if passed else
                            f"[bold red]FAIL[/]: {bad} of {n} checks out of tolerance (exit 3)")

@@ -74,25 +74,34 @@ class Refiner:
         values = tf.broadcast_to(weight, tf.shape(idx)[:3])
         return tf.scatter_nd(idx, values, self.shape)
 
-    def _step(self, obj: tf.Tensor, probe: tf.Tensor, sel: tf.Tensor, update_probe: bool):
-        cfg = self.cfg
+    def _gradients(self, obj: tf.Tensor, probe: tf.Tensor, sel: tf.Tensor, with_probe: bool):
+        """(∂L_w/∂O*, ∂L_w/∂P* or None, Σ deviance) — the tape through the linear part of the model."""
         with tf.GradientTape() as tape:
             tape.watch(obj)
-            if update_probe:
+            if with_probe:
                 tape.watch(probe)
             F = tf.signal.fft2d(probe * self.patches(obj, sel)) / tf.cast(self.N, tf.complex64)
         dF, dev = self.far_field_gradient(tf.stop_gradient(F), sel)
         # TensorFlow's complex convention: the gradient passed in and returned is 2·∂L/∂z*
-        sources = [obj, probe] if update_probe else [obj]
-        grads = tape.gradient(F, sources, output_gradients=2 * dF)
+        grads = tape.gradient(F, [obj, probe] if with_probe else [obj], output_gradients=2 * dF)
+        return grads[0] / 2, (grads[1] / 2 if with_probe else None), dev
+
+    def gradients(self, obj: tf.Tensor, probe: tf.Tensor, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Level-0 parity: (G_O, G_P, Σ deviance) in numpy."""
+        g_obj, g_probe, dev = self._gradients(obj, probe, tf.constant(np.asarray(sel, np.int32)), True)
+        return g_obj.numpy(), g_probe.numpy(), float(dev)
+
+    def _step(self, obj: tf.Tensor, probe: tf.Tensor, sel: tf.Tensor, update_probe: bool):
+        cfg = self.cfg
+        g_obj, g_probe, dev = self._gradients(obj, probe, sel, update_probe)
         beta = cfg.regularization
         den = _normaliser(self._illumination(tf.math.square(tf.abs(probe)), sel), beta)
-        new_obj = obj - tf.cast(cfg.step, tf.complex64) * (grads[0] / 2) / tf.cast(den, tf.complex64)
+        new_obj = obj - tf.cast(cfg.step, tf.complex64) * g_obj / tf.cast(den, tf.complex64)
         new_probe = probe
         if update_probe:
             inten = tf.reduce_sum(tf.math.square(tf.abs(self.patches(obj, sel))), axis=0)
-            new_probe = probe - tf.cast(cfg.step, tf.complex64) * (grads[1] / 2) / tf.cast(
-                _normaliser(inten, beta), tf.complex64)
+            new_probe = probe - tf.cast(cfg.step, tf.complex64) * g_probe / tf.cast(_normaliser(inten, beta),
+                                                                                  tf.complex64)
         return new_obj, new_probe, dev
 
     def step(self, obj: tf.Tensor, probe: tf.Tensor, sel: np.ndarray, update_probe: bool):

@@ -55,3 +55,27 @@ def poisson_deviance(pred_counts: np.ndarray, counts: np.ndarray, valid: np.ndar
 def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray, valid: np.ndarray | None = None) -> float:
     with torch.inference_mode():
         return float(tp.amplitude_mae(_f(pred_counts), _f(counts), _b(valid)))
+
+
+# ------------------------------------------------------------------------------------------- refinement
+def refine_patches(obj: np.ndarray, corners: np.ndarray, fractions: np.ndarray, N: int, margin: int) -> np.ndarray:
+    """engine.refine.refine_patches through this backend's refinement engine."""
+    from engine import refine as R
+    from engine.torch.refine import Refiner
+
+    M = len(corners)
+    H, W = np.shape(obj)
+    problem = R.refine_problem(corners, fractions, (H, W), margin, np.zeros((M, int(N), int(N)), np.float32))
+    ref = Refiner(problem, R.RefineConfig(margin=int(margin)))
+    return np.asarray(ref.patches(_c(obj), np.arange(M)))
+
+
+def refine_gradients(obj: np.ndarray, probe: np.ndarray, counts: np.ndarray, corners: np.ndarray,
+                     fractions: np.ndarray, margin: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """engine.refine.refine_gradients through this backend's refinement engine (autodiff)."""
+    from engine import refine as R
+    from engine.torch.refine import Refiner
+
+    problem = R.refine_problem(corners, fractions, np.shape(obj), margin, counts, valid)
+    ref = Refiner(problem, R.RefineConfig(margin=int(margin)))
+    return ref.gradients(_c(obj), _c(probe), np.arange(len(corners)))

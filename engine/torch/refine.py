@@ -90,24 +90,36 @@ class Refiner:
             out[y + m:y + m + N, x + m:x + m + N] += weight
         return out
 
+    def _gradients(self, obj: torch.Tensor, probe: torch.Tensor, sel: np.ndarray, with_probe: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+        """(∂L_w/∂O*, ∂L_w/∂P* or None, Σ deviance) — autograd through the linear part of the model."""
+        o = obj.detach().requires_grad_(True)
+        p = probe.detach().requires_grad_(with_probe)
+        F = self.far_field(o, p, sel)
+        dF, dev = self.far_field_gradient(F.detach(), sel)
+        # autograd's complex convention: the gradient passed in and returned is 2·∂L/∂z*
+        grads = torch.autograd.grad(F, [o, p] if with_probe else [o], grad_outputs=2 * dF)
+        return grads[0] / 2, (grads[1] / 2 if with_probe else None), dev
+
+    def gradients(self, obj: torch.Tensor, probe: torch.Tensor, sel: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Level-0 parity: (G_O, G_P, Σ deviance) in numpy."""
+        g_obj, g_probe, dev = self._gradients(obj, probe, sel, True)
+        return g_obj.numpy(), g_probe.numpy(), dev
+
     def step(self, obj: torch.Tensor, probe: torch.Tensor, sel: np.ndarray, update_probe: bool
              ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """One update (engine.refine.step): returns (object, probe, summed deviance of the batch before it)."""
         cfg = self.cfg
-        o = obj.detach().requires_grad_(True)
-        p = probe.detach().requires_grad_(update_probe)
-        F = self.far_field(o, p, sel)
-        dF, dev = self.far_field_gradient(F.detach(), sel)
-        # autograd's complex convention: the gradient passed in and returned is 2·∂L/∂z*
-        grads = torch.autograd.grad(F, [o, p] if update_probe else [o], grad_outputs=2 * dF)
+        g_obj, g_probe, dev = self._gradients(obj, probe, sel, update_probe)
         with torch.no_grad():
             beta = cfg.regularization
             den = _normaliser(self._illumination(probe.abs().square(), sel), beta)
-            new_obj = obj - cfg.step * (grads[0] / 2) / den
+            new_obj = obj - cfg.step * g_obj / den
             new_probe = probe
             if update_probe:
                 inten = self.patches(obj, sel).abs().square().sum(dim=0)
-                new_probe = probe - cfg.step * (grads[1] / 2) / _normaliser(inten, beta)
+                new_probe = probe - cfg.step * g_probe / _normaliser(inten, beta)
         return new_obj.detach(), new_probe.detach(), dev
 
 
