@@ -24,7 +24,7 @@ Both backends batch with ``gather_batch`` so they see identical arrays in identi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -101,7 +101,8 @@ class RefineHooks(Protocol):
 
     def on_start(self, epochs: int, patterns: int) -> None: ...
     def on_batch_end(self, epoch: int, done: int, loss: float) -> None: ...
-    def on_epoch_end(self, epoch: int, loss: float, seconds: float, patterns_per_s: float) -> None: ...
+    def on_epoch_end(self, epoch: int, loss: float, seconds: float, patterns_per_s: float,
+                     state: "Callable[[], object]") -> None: ...  # state(): the RefineState now (a copy)
     def should_stop(self) -> bool: ...
 
 

@@ -102,7 +102,7 @@ class RefineJobHooks:
             self._last = now
             self.job.progress(at, total, unit="pattern", stage="refining")
 
-    def on_epoch_end(self, epoch: int, loss: float, seconds: float, patterns_per_s: float) -> None:
+    def on_epoch_end(self, epoch: int, loss: float, seconds: float, patterns_per_s: float, state=None) -> None:
         value = float(loss) if math.isfinite(float(loss)) else None
         self.history.append({"epoch": int(epoch), "loss": value, "seconds": float(seconds)})
         self.job.epoch(epoch=int(epoch) + 1, epochs=self.epochs, train_loss=value, val_loss=None, lr=self.step,

@@ -100,7 +100,7 @@ class _Hooks:
     def on_batch_end(self, epoch, done, loss):
         self.batches += 1
 
-    def on_epoch_end(self, epoch, loss, seconds, rate):
+    def on_epoch_end(self, epoch, loss, seconds, rate, state):
         self.epochs.append(loss)
 
     def should_stop(self):

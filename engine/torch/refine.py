@@ -107,19 +107,20 @@ class Refiner:
         g_obj, g_probe, dev = self._gradients(obj, probe, sel, True)
         return g_obj.numpy(), g_probe.numpy(), dev
 
-    def step(self, obj: torch.Tensor, probe: torch.Tensor, sel: np.ndarray, update_probe: bool
-             ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def step(self, obj: torch.Tensor, probe: torch.Tensor, sel: np.ndarray, update_probe: bool,
+             step_size: float | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
         """One update (engine.refine.step): returns (object, probe, summed deviance of the batch before it)."""
         cfg = self.cfg
+        alpha = cfg.step if step_size is None else step_size
         g_obj, g_probe, dev = self._gradients(obj, probe, sel, update_probe)
         with torch.no_grad():
             beta = cfg.regularization
             den = _normaliser(self._illumination(probe.abs().square(), sel), beta)
-            new_obj = obj - cfg.step * g_obj / den
+            new_obj = obj - alpha * g_obj / den
             new_probe = probe
             if update_probe:
                 inten = self.patches(obj, sel).abs().square().sum(dim=0)
-                new_probe = probe - cfg.step * g_probe / _normaliser(inten, beta)
+                new_probe = probe - alpha * g_probe / _normaliser(inten, beta)
         return new_obj.detach(), new_probe.detach(), dev
 
 
@@ -150,31 +151,37 @@ def refine(problem: R.RefineProblem, start: R.RefineState, cfg: R.RefineConfig, 
     ref = Refiner(problem, cfg, device)
     obj, probe = _as_tensor(start.object, device), _as_tensor(start.probe, device)
     velocity = torch.zeros_like(obj)
+    control = R.StepControl(cfg)
+    best = (obj, probe)
     pixels = problem.pixels
     history: list[dict] = []
     hooks.on_start(cfg.epochs, problem.M)
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
-        begin, total, done = obj.clone(), 0.0, 0
+        begin, total, done = (obj.clone(), probe.clone()), 0.0, 0
         for sel in R.epoch_batches(problem.M, cfg, epoch):
-            obj, probe, dev = ref.step(obj, probe, sel, cfg.refine_probe and epoch >= cfg.probe_start)
+            obj, probe, dev = ref.step(obj, probe, sel, cfg.refine_probe and epoch >= cfg.probe_start, control.step)
             total += dev
             done += len(sel)
             hooks.on_batch_end(epoch, done, dev / (len(sel) * pixels))
             if hooks.should_stop():
                 return RefineResult(_state(obj, probe), history, "cancelled")
+        loss = total / (problem.M * pixels)
         if cfg.momentum > 0:
             with torch.no_grad():
-                velocity = torch.where(ref.mask, cfg.momentum * velocity + (obj - begin), torch.zeros_like(obj))
+                velocity = torch.where(ref.mask, cfg.momentum * velocity + (obj - begin[0]), torch.zeros_like(obj))
                 obj = obj + cfg.momentum * velocity
+        decision = control.judge(loss)
+        if decision == "best":
+            best = begin
+        elif decision == "revert":
+            obj, probe, velocity = best[0].clone(), best[1].clone(), torch.zeros_like(velocity)
         seconds = time.perf_counter() - t0
-        record = {"epoch": epoch, "loss": total / (problem.M * pixels), "seconds": seconds,
-                  "patterns_per_s": problem.M / max(seconds, 1e-9)}
+        record = {"epoch": epoch, "loss": loss, "seconds": seconds, "patterns_per_s": problem.M / max(seconds, 1e-9),
+                  "step": control.step, "reverted": decision == "revert"}
         history.append(record)
-        hooks.on_epoch_end(epoch, record["loss"], seconds, record["patterns_per_s"])
-        if not math.isfinite(record["loss"]):
-            return RefineResult(_state(obj, probe), history, "diverged")
-    return RefineResult(_state(obj, probe), history, "ok")
+        hooks.on_epoch_end(epoch, loss, seconds, record["patterns_per_s"], lambda: _state(obj, probe))
+    return RefineResult(_state(obj, probe), history, "ok" if math.isfinite(control.best_loss) else "diverged")
 
 
 def _state(obj: torch.Tensor, probe: torch.Tensor) -> R.RefineState:
