@@ -31,9 +31,16 @@ class ModelConfig:
     N: int = 64
     n_filters_scale: int = 2
     gridsize: int = 1
+    #: The amplitude head is amplitude_max·sigmoid: |O| in (0, amplitude_max), and |O| = amplitude_max/2 at a zero
+    #: logit. 2 puts a fully transmissive sample (|O| ≈ 1, or a little above: the photon scale is an estimate) at the
+    #: sigmoid's steepest point, not at its saturated top; 1 is the published network (bundles made before this
+    #: field existed are read with 1).
+    amplitude_max: float = 2.0
 
     def __post_init__(self) -> None:
         _check(isinstance(self.N, int) and self.N in (32, 64, 128, 256), "N", "one of 32, 64, 128, 256")
+        _check(isinstance(self.amplitude_max, (int, float)) and 0 < self.amplitude_max <= 16, "amplitude_max",
+               "a number in (0, 16]")
         _check(isinstance(self.n_filters_scale, int) and 1 <= self.n_filters_scale <= 8,
                "n_filters_scale", "an integer from 1 to 8")
         _check(isinstance(self.gridsize, int) and 1 <= self.gridsize <= 3, "gridsize", "1, 2 or 3")
@@ -150,6 +157,8 @@ def from_dict(d: dict) -> RunConfig:
     for key, value in d.items():
         if key in _SECTIONS:
             cls = _SECTIONS[key]
+            if key == "model" and "amplitude_max" not in value:
+                value = {**value, "amplitude_max": 1.0}  # written before the field existed: the sigmoid network
             names = {f.name for f in dataclasses.fields(cls)}
             unknown = set(value) - names
             _check(not unknown, f"{key}.{sorted(unknown)[0] if unknown else ''}", "a known field")

@@ -7,7 +7,8 @@ in numpy (Glorot-uniform kernels, zero biases) so that both backends can start f
 Network, read top to bottom (both backends implement exactly this; docs/model.md):
   x (B, C, N, N) → encoder.{i}: relu(conv0) → relu(conv1) → maxpool 2×2, i = 0..n_blocks-1  (N → 8)
   for head in (amp, phase): {head}_decoder.{j}: relu(conv0) → relu(conv1) → nearest upsample ×2 (8 → N/2)
-  amp_head: conv3×3 → sigmoid;  phase_head: conv3×3 → π·tanh;  both (B, C, N/2, N/2), zero-padded to N.
+  amp_head: conv3×3 → amplitude_max·sigmoid;  phase_head: conv3×3 → π·tanh;  both (B, C, N/2, N/2), zero-padded
+  to N.
 All convolutions are 3×3, stride 1, 'same' zero padding, with bias.
 """
 from __future__ import annotations

@@ -46,6 +46,8 @@ def build_network(cfg: ModelConfig) -> keras.Model:
         y = _conv(f"{head}_head", C, activation=activation)(y)
         if head == "phase":
             y = layers.Rescaling(math.pi, name="phase_scale")(y)  # π·tanh
+        else:
+            y = layers.Rescaling(float(cfg.amplitude_max), name="amp_scale")(y)  # amplitude_max·sigmoid
         n = N // 2
         p = (N - n) // 2
         y = layers.ZeroPadding2D(((p, N - n - p), (p, N - n - p)), name=f"{head}_pad")(y)

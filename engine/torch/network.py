@@ -53,6 +53,7 @@ class PtychoNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.N = cfg.N
+        self.amplitude_max = float(cfg.amplitude_max)
         C = cfg.channels
         enc, cin = [], C
         for f in cfg.encoder_filters:
@@ -80,7 +81,7 @@ class PtychoNet(nn.Module):
         p = x
         for block in self.phase_decoder:
             p = block(p)
-        amp = torch.sigmoid(self.amp_head(a))
+        amp = self.amplitude_max * torch.sigmoid(self.amp_head(a))
         phase = math.pi * torch.tanh(self.phase_head(p))
         return pad_center(amp, self.N), pad_center(phase, self.N)
 
