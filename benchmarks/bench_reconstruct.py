@@ -158,6 +158,7 @@ def run_ptychi(python: str, data: Path, epochs: int, out: Path) -> None:
                            str(epochs), "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"pty-chi run failed:\n{proc.stderr[-3000:]}")
+    print("\n".join("  " + line for line in proc.stdout.strip().splitlines()), flush=True)  # its settings, checks
 
 
 def first_reaching(rows: list[dict], key: str, target: float, lower_is_better: bool = False) -> dict | None:
