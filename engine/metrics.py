@@ -14,13 +14,19 @@ from scipy import ndimage
 
 #: Registration precision: 1/20 pixel (skimage phase_cross_correlation ``upsample_factor``).
 UPSAMPLE_FACTOR = 20
+#: Largest registration shift considered, as a fraction of N (8 px for N = 64): a reconstruction is placed by the
+#: scan positions; a refined probe can drift by a few pixels and take the object with it, no more.
+MAX_SHIFT_FRACTION = 0.125
+#: A pixel counts as measured when the scan's summed probe intensity there reaches this share of its maximum.
+LIT_FRACTION = 0.01
 #: The predecessor papers' PSNR uses peak R = 255 on [0, 1] data: +20·log10(255) = +48.13 dB over peak 1.
 PSNR_255_OFFSET_DB = 20.0 * math.log10(255.0)
 FRC_HALF = 0.5
 FRC_SEVENTH = 1.0 / 7.0
 
 CONVENTIONS = {
-    "region": "bounding box of the probe centres, [y0, y1, x0, x1) in the truth object's pixel frame",
+    "region": "bounding box of the probe centres, [y0, y1, x0, x1) in the truth object's pixel frame; with the "
+              "probe known, only its lit pixels (summed probe intensity >= 1 % of its maximum) count: lit_fraction",
     "registration": "sub-pixel shift: phase correlation of the complex images (1/20 px, after a first phase-ramp "
                     "removal), polished by minimising the aligned residual; applied to the recon by Fourier shift",
     "amplitude": "recon amplitude scaled by the least-squares factor onto the truth",
@@ -57,17 +63,32 @@ def scanned_region(positions: np.ndarray, N: int, origin: tuple[float, float] = 
 
 
 # ------------------------------------------------------------------------------------------ registration
-def register_shift(ref: np.ndarray, moving: np.ndarray) -> tuple[float, float]:
+def register_shift(ref: np.ndarray, moving: np.ndarray, bound: float | None = None) -> tuple[float, float]:
     """(dy, dx) that moves ``moving`` onto ``ref`` (to 1/20 px), by phase correlation of the complex images.
 
     Complex, not amplitude: phase objects have a flat amplitude with nothing to register on, and a global
     phase offset does not change the correlation peak. A linear phase ramp does (it shifts the spectrum), so
     ``evaluate`` removes a first ramp estimate before registering and fits the ramp again afterwards.
+    ``bound``: the largest plausible shift. A reconstruction is placed by the known scan positions, so only a few
+    pixels of drift are possible; an object of repeated features (lines) has correlation peaks far away too, and
+    a blurred reconstruction can pick one (seen: −76 px). Outside the bound, the best integer peak within it wins.
     """
     from skimage.registration import phase_cross_correlation
 
     shift, _, _ = phase_cross_correlation(np.asarray(ref), np.asarray(moving), upsample_factor=UPSAMPLE_FACTOR)
+    if bound is not None and max(abs(shift[0]), abs(shift[1])) > bound:
+        shift = _bounded_peak(np.asarray(ref), np.asarray(moving), int(bound))
     return float(shift[0]), float(shift[1])
+
+
+def _bounded_peak(ref: np.ndarray, moving: np.ndarray, bound: int) -> tuple[int, int]:
+    """The integer shift within ±bound maximising the (phase-normalised) cross-correlation of ref and moving."""
+    cross = np.fft.fft2(ref) * np.conj(np.fft.fft2(moving))
+    cc = np.abs(np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-30)))
+    offs = np.arange(-bound, bound + 1)
+    window = cc[np.ix_(offs % cc.shape[0], offs % cc.shape[1])]
+    iy, ix = np.unravel_index(int(np.argmax(window)), window.shape)
+    return int(offs[iy]), int(offs[ix])
 
 
 def apply_shift(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
@@ -102,7 +123,7 @@ def _crop_shifter(recon: np.ndarray, origin: tuple[int, int], region: tuple[int,
 
 
 def refine_shift(ref: np.ndarray, recon: np.ndarray, origin: tuple[int, int], region: tuple[int, int, int, int],
-                 start: tuple[float, float]) -> tuple[float, float]:
+                 start: tuple[float, float], mask: np.ndarray | None = None) -> tuple[float, float]:
     """Polish a registration by minimising the residual left after offset/ramp/scale removal.
 
     Phase correlation of cropped, non-periodic, smooth images is biased by a few tenths of a pixel (the crop
@@ -114,13 +135,15 @@ def refine_shift(ref: np.ndarray, recon: np.ndarray, origin: tuple[int, int], re
 
     ref = np.asarray(ref, dtype=np.complex128)
     shifted = _crop_shifter(np.asarray(recon, dtype=np.complex128), origin, region)
-    fitter = _PlaneFitter.build(ref.shape)
+    fitter = _PlaneFitter.build(ref.shape, mask)
+    m = np.ones(ref.shape, bool) if mask is None else np.asarray(mask, bool)
+    refm = ref[m]
 
     def residual(d):
-        r = fitter.remove_ramp(shifted(d), ref)
+        r = fitter.remove_ramp(shifted(d), ref)[m]
         # sums rather than np.vdot: BLAS threads on arrays this small cost more than they save on shared cores
-        s = float(np.sum(np.conj(r) * ref).real / max(float(np.sum(np.abs(r) ** 2)), 1e-300))
-        return float(np.mean(np.abs(ref - s * r) ** 2))
+        s = float(np.sum(np.conj(r) * refm).real / max(float(np.sum(np.abs(r) ** 2)), 1e-300))
+        return float(np.mean(np.abs(refm - s * r) ** 2))
 
     x0 = np.asarray(start, dtype=np.float64)
     res = minimize(residual, x0, method="Nelder-Mead",
@@ -240,14 +263,18 @@ def psnr_255(a: np.ndarray, b: np.ndarray) -> float:
     return psnr(a, b) + PSNR_255_OFFSET_DB
 
 
-def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
-    """Structural similarity (scikit-image, default 7×7 window), with an explicit data range."""
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, mask: np.ndarray | None = None) -> float:
+    """Structural similarity (scikit-image, default 7×7 window), with an explicit data range; with ``mask`` the
+    SSIM map is averaged over the masked pixels only."""
     from skimage.metrics import structural_similarity
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     win = min(7, *a.shape)
     win -= 1 - win % 2  # odd
-    return float(structural_similarity(a, b, data_range=data_range, win_size=win))
+    if mask is None:
+        return float(structural_similarity(a, b, data_range=data_range, win_size=win))
+    _, smap = structural_similarity(a, b, data_range=data_range, win_size=win, full=True)
+    return float(smap[mask].mean())
 
 
 def phase_to_unit(phase: np.ndarray) -> np.ndarray:
@@ -333,14 +360,16 @@ def frc_crossing(curve: np.ndarray, threshold: float = FRC_HALF) -> float | None
     return float(k - 1 + (c0 - threshold) / (c0 - c1)) if c0 != c1 else float(k)
 
 
-def complex_metrics(r: np.ndarray, t: np.ndarray) -> dict:
+def complex_metrics(r: np.ndarray, t: np.ndarray, lit: np.ndarray | None = None) -> dict:
     """NRMSE and FRC of the complex image ``r`` (already registered, offset and ramp removed) against ``t``, after
-    the complex least-squares factor s = <r, t>/<r, r> (one amplitude scale and one global phase)."""
-    denom = complex(np.vdot(r, r))
-    s = complex(np.vdot(r, t)) / denom if denom else 1.0
+    the complex least-squares factor s = <r, t>/<r, r> (one amplitude scale and one global phase); with ``lit``,
+    over the lit pixels (the FRC with the unlit ones levelled)."""
+    m = np.ones(r.shape, bool) if lit is None else lit
+    denom = complex(np.vdot(r[m], r[m]))
+    s = complex(np.vdot(r[m], t[m])) / denom if denom else 1.0
     rs = s * r
-    _, curve = frc(rs, t)
-    out = {"nrmse": float(np.linalg.norm(rs - t) / max(float(np.linalg.norm(t)), 1e-300)),
+    _, curve = frc(rs, t) if lit is None else frc(*level_unlit(rs, t, lit))
+    out = {"nrmse": float(np.linalg.norm((rs - t)[m]) / max(float(np.linalg.norm(t[m])), 1e-300)),
            "frc50_crossing": frc_crossing(curve)}
     out.update(frc_thresholds(curve, size=min(r.shape)))
     return out
@@ -352,20 +381,48 @@ def _crop_recon(recon: np.ndarray, origin: tuple[int, int], region: tuple[int, i
     return recon[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
 
 
-def _image_metrics(rec: np.ndarray, truth: np.ndarray, mae_value: float) -> dict:
-    _, curve = frc(rec, truth)
-    out = {"mae": mae_value, "psnr": psnr(rec, truth), "psnr_255": psnr_255(rec, truth), "ssim": ssim(rec, truth)}
+def _image_metrics(rec: np.ndarray, truth: np.ndarray, mae_value: float, lit: np.ndarray | None = None) -> dict:
+    """PSNR and SSIM over the ``lit`` pixels (the SSIM map averaged there), FRC with unlit pixels levelled."""
+    if lit is None:
+        _, curve = frc(rec, truth)
+        out = {"mae": mae_value, "psnr": psnr(rec, truth), "psnr_255": psnr_255(rec, truth), "ssim": ssim(rec, truth)}
+    else:
+        _, curve = frc(*level_unlit(rec, truth, lit))
+        p = psnr(rec[lit], truth[lit])
+        out = {"mae": mae_value, "psnr": p, "psnr_255": p + PSNR_255_OFFSET_DB, "ssim": ssim(rec, truth, mask=lit)}
     out.update(frc_thresholds(curve, size=min(rec.shape)))
     return out
 
 
+def level_unlit(a: np.ndarray, b: np.ndarray, lit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images with their unlit pixels set to their own lit mean: nothing is compared there (after the FRC's
+    mean removal they are 0 in both), and no edge appears at the boundary of the lit area."""
+    return np.where(lit, a, a[lit].mean()), np.where(lit, b, b[lit].mean())
+
+
+def illuminated(positions: np.ndarray, probe: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
+                fraction: float = LIT_FRACTION) -> np.ndarray:
+    """Pixels of a grid (``shape``, pixel (0, 0) at object pixel ``origin``) whose summed probe intensity over the
+    scan reaches ``fraction`` of its maximum: what the measurement saw. Patches placed at whole pixels (a
+    one-pixel difference at the boundary of a 1 % level does not matter)."""
+    N = probe.shape[-1]
+    p2 = np.abs(np.asarray(probe)) ** 2
+    pad = N
+    acc = np.zeros((shape[0] + 2 * pad, shape[1] + 2 * pad))
+    for x, y in np.round(np.asarray(positions, np.float64) - N // 2 - np.asarray(origin)).astype(int).tolist():
+        acc[y + pad:y + pad + N, x + pad:x + pad + N] += p2
+    acc = acc[pad:pad + shape[0], pad:pad + shape[1]]
+    return acc >= fraction * float(acc.max()) if acc.max() > 0 else np.ones(shape, bool)
+
+
 def evaluate(recon_object: np.ndarray, recon_origin: tuple[float, float], truth_object: np.ndarray,
-             positions: np.ndarray, N: int) -> dict:
+             positions: np.ndarray, N: int, probe: np.ndarray | None = None) -> dict:
     """All metrics for amplitude and phase after removing the ambiguities; a JSON-able dict with conventions.
 
     ``recon_origin`` (x, y) is the recon grid's top-left in the truth object's pixel frame (rounded to whole
-    pixels; the sub-pixel part is left to registration). Raises ValueError when the grids do not overlap
-    the scanned region.
+    pixels; the sub-pixel part is left to registration). With ``probe``, only the pixels of the scanned region the
+    probe lit (``illuminated``) are compared: a pixel no pattern saw is not a measurement of any method. Raises
+    ValueError when the grids do not overlap the scanned region.
     """
     rec = np.asarray(recon_object).astype(np.complex128)
     truth = np.asarray(truth_object).astype(np.complex128)
@@ -377,24 +434,31 @@ def evaluate(recon_object: np.ndarray, recon_origin: tuple[float, float], truth_
         raise ValueError("the reconstruction does not cover the scanned region of the truth object")
     region = (y0, y1, x0, x1)
     t = truth[y0:y1, x0:x1]
-    coarse = remove_phase_ramp(_crop_recon(rec, (ox, oy), region), t)  # a ramp would bias the correlation
-    dy, dx = register_shift(t, coarse)
+    lit = None
+    if probe is not None:
+        lit = illuminated(positions, probe, truth.shape)[y0:y1, x0:x1]
+        lit = None if lit.all() else lit
+    coarse = remove_phase_ramp(_crop_recon(rec, (ox, oy), region), t, lit)  # a ramp would bias the correlation
+    dy, dx = register_shift(t, coarse if lit is None else np.where(lit, coarse, 0), bound=MAX_SHIFT_FRACTION * N)
     if np.any(coarse != t):  # nothing to polish for an identical copy
-        dy, dx = refine_shift(t, rec, (ox, oy), region, (dy, dx))
+        dy, dx = refine_shift(t, rec, (ox, oy), region, (dy, dx), lit)
     if dy or dx:  # shift the whole grid, so the periodic wrap stays outside the region
         rec = apply_shift(rec, dy, dx)
     r = _crop_recon(rec, (ox, oy), region)
 
-    amp_r, s = scale_amplitude(np.abs(r), np.abs(t))
+    m = np.ones(r.shape, bool) if lit is None else lit
+    amp_r, s = scale_amplitude(np.abs(r), np.abs(t), lit)
     amp_t = np.abs(t)
-    r_aligned = remove_phase_ramp(r, t)
+    r_aligned = remove_phase_ramp(r, t, lit)
     phase_t = np.angle(t)
     dphi = np.angle(r_aligned * np.conj(t))  # wrapped difference
     phase_r = phase_t + dphi  # recon phase on the branch nearest the truth
     return {
-        "amplitude": {**_image_metrics(amp_r, amp_t, mae(amp_r, amp_t)), "scale": s},
-        "phase": _image_metrics(phase_to_unit(phase_r), phase_to_unit(phase_t), float(np.mean(np.abs(dphi)))),
-        "complex": complex_metrics(r_aligned, t),
+        "amplitude": {**_image_metrics(amp_r, amp_t, mae(amp_r[m], amp_t[m]), lit), "scale": s},
+        "phase": _image_metrics(phase_to_unit(phase_r), phase_to_unit(phase_t), float(np.mean(np.abs(dphi[m]))),
+                                lit),
+        "complex": complex_metrics(r_aligned, t, lit),
+        "lit_fraction": float(m.mean()),
         "registration_shift_px": [dy, dx],
         "region": [int(v) for v in region],
         "conventions": dict(CONVENTIONS),

@@ -159,7 +159,7 @@ def evaluate_reconstruction(job, rec: Reconstruction, ds, prefix: str = "") -> d
 
     job.stage("evaluating")
     try:
-        metrics = evaluate(rec.object, rec.origin, ds.object, ds.positions, ds.N)
+        metrics = evaluate(rec.object, rec.origin, ds.object, ds.positions, ds.N, ds.probe)
     except ValueError as exc:
         job.warning(f"metrics skipped: {exc}")
         return None

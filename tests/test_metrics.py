@@ -330,3 +330,36 @@ def test_radial_hann_equals_skimage_window():
 
     for side in (1, 2, 7, 64, 123, 146):
         assert np.abs(mt._radial_hann(side) - window("hann", (side, side))).max() < 1e-12, side
+
+
+def test_registration_stays_within_the_positional_bound():
+    """A periodic object correlates with itself one period away; a reconstruction placed by the scan positions
+    cannot be off by that much: the shift stays within MAX_SHIFT_FRACTION·N of zero."""
+    from engine.metrics import MAX_SHIFT_FRACTION, register_shift
+
+    yy, xx = np.mgrid[:96, :96]
+    stripes = np.exp(1j * np.sin(2 * np.pi * xx / 24.0)) * (1 + 0.1 * np.cos(2 * np.pi * yy / 24.0))
+    moved = np.roll(stripes, 24, axis=1) * 0.5 + 0.5 * np.roll(stripes, 1, axis=1)  # a period away, and 1 px
+    dy, dx = register_shift(stripes, moved, bound=MAX_SHIFT_FRACTION * 64)
+    assert abs(dy) <= 8 and abs(dx) <= 8
+
+
+def test_pixels_no_pattern_saw_are_not_compared():
+    """Stitching exact true patches with the probe's weights leaves holes between random positions; with the
+    probe known only the lit pixels count, so the exact patches score as exact (NRMSE at the stitch's round-off)."""
+    from engine import physics
+    from engine.config import SimulationConfig
+    from engine.metrics import evaluate
+    from engine.simulate import simulate
+
+    arrays = simulate(SimulationConfig(scan_kind="random", n_positions=40, object_size=128, seed=3))
+    obj, probe = arrays["objectGuess"], arrays["probeGuess"]
+    pos = np.stack([arrays["xcoords"], arrays["ycoords"]], axis=1)
+    N = probe.shape[0]
+    patches = physics.extract_patches(obj, pos, N)
+    stitched, weight = physics.stitch(patches, pos, physics.stitch_weight(probe, N // 2), obj.shape, (0, 0))
+    box = evaluate(stitched, (0, 0), obj, pos, N)
+    lit = evaluate(stitched, (0, 0), obj, pos, N, probe)
+    assert lit["lit_fraction"] < 1.0  # there are holes
+    assert box["complex"]["nrmse"] > 0.05  # holes counted as errors
+    assert lit["complex"]["nrmse"] < 0.02 and lit["phase"]["ssim"] > box["phase"]["ssim"]

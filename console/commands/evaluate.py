@@ -11,36 +11,16 @@ import typer
 
 
 def load_truth(path: str):
-    """(object, positions (M, 2) as (x, y), N) of a dataset NPZ; no objectGuess → InputError naming the key."""
+    """(object, positions (M, 2) as (x, y), N, probe or None) of a scan file; no objectGuess → InputError."""
     import numpy as np
 
+    from engine.dataset import load_dataset
     from engine.errors import InputError
 
-    try:
-        from engine.dataset import load_dataset
-    except ImportError:  # the dataset contract lands in its own issue; read the keys directly meanwhile
-        load_dataset = None
-    if load_dataset is not None:
-        ds = load_dataset(path)
-        if getattr(ds, "object", None) is None:
-            raise InputError(path, "objectGuess", "present: evaluation needs the true object")
-        return np.asarray(ds.object), np.asarray(ds.positions, dtype=np.float64), int(ds.N)
-
-    from engine.recon import _complex_2d, _positions, open_npz
-
-    data = open_npz(path)
-    if "objectGuess" not in data:
+    ds = load_dataset(path)
+    if ds.object is None:
         raise InputError(path, "objectGuess", "present: evaluation needs the true object")
-    obj = _complex_2d(path, "objectGuess", data["objectGuess"])
-    pos = _positions(path, data)
-    if pos is None:
-        raise InputError(path, "xcoords", "present (scan positions, with ycoords)")
-    if "diffraction" not in data or data["diffraction"].ndim != 3:
-        raise InputError(path, "diffraction", "a (M, N, N) array of measured amplitudes")
-    diff = data["diffraction"]
-    if diff.shape[0] != len(pos) or diff.shape[1] != diff.shape[2]:
-        raise InputError(path, "diffraction", f"shape ({len(pos)}, N, N) to match xcoords")
-    return obj, pos, int(diff.shape[-1])
+    return np.asarray(ds.object), np.asarray(ds.positions, dtype=np.float64), int(ds.N), ds.probe
 
 
 def _fmt(value) -> str:
@@ -65,7 +45,7 @@ def print_table(result: dict, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title, caption=(
-        "Scanned region only; shift registered (1/20 px); amplitude LS-scaled; phase offset+ramp removed, "
+        "Scanned region, pixels the probe lit (when the truth file has a probe); shift registered (1/20 px); amplitude LS-scaled; phase offset+ramp removed, "
         "phase MAE in rad (wrapped), phase PSNR/SSIM on (φ+π)/2π; PSNR peak 1; FRC on Hann-windowed square, "
         "px = side/ring."))
     table.add_column("metric")
@@ -85,9 +65,9 @@ def run_evaluate(recon_path: str, truth_path: str) -> dict:
     from engine.recon import load_recon
 
     recon = load_recon(recon_path)
-    truth, positions, N = load_truth(truth_path)
+    truth, positions, N, probe = load_truth(truth_path)
     try:
-        return evaluate(recon.object, recon.origin, truth, positions, N)
+        return evaluate(recon.object, recon.origin, truth, positions, N, probe)
     except ValueError as exc:
         raise InputError(recon_path, "object", f"a grid that covers the scanned region ({exc})") from exc
 
