@@ -183,6 +183,18 @@ def run_inference(job, bundle, ds, backend, batch_size: int, data_source: str, b
     return InferenceResult(object=rec.object, weight=rec.weight, origin=rec.origin, metrics=metrics)
 
 
+def _add_curve(path: Path, curve: list[dict]) -> None:
+    """metrics.json keeps the held-out quality over training (``curve``: one point per evaluation)."""
+    import json
+
+    from engine.jsonsafe import json_safe
+
+    if path.is_file() and curve:
+        metrics = json.loads(path.read_text())
+        metrics["curve"] = json_safe(curve)
+        path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
 def require_trained(bundle, source) -> None:
     """A bundle whose history lists no finished epoch was never trained: refuse it rather than infer noise."""
     if not bundle.history:
@@ -213,7 +225,7 @@ def _dataset_info(ds) -> dict:
 def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, events: str | None = None,
               events_fd: int | None = None, resume: str | None = None, *, accelerator: str = "cpu",
               devices: int | str = 1, test_path: str | Path | None = None, dataset=None,
-              human: bool | None = None, native_log=None, options=None) -> int:
+              human: bool | None = None, native_log=None, options=None, eval_every: int | None = None) -> int:
     """Train ``cfg`` on ``data_path`` into a new run (bundle/, checkpoints/, optional test inference); exit code."""
     import time
 
@@ -223,6 +235,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
     from engine.errors import Cancelled
     from engine.jobs import Job
     from engine.runstore import RunStore
+    from engine.reconstruction import Network, heldout_evaluation
     from engine.weights import init_weights
 
     # ---- everything that can be bad input, before the run directory exists
@@ -263,9 +276,15 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
         hooks = JobHooks(job, time.monotonic)
         original_epoch_end = hooks.on_epoch_end
 
+        curve: list[dict] = []
+        every = eval_every or max(1, cfg.training.epochs // 5)
+
         def on_epoch_end(epoch, train_loss, val_loss, lr, seconds, samples_per_s, weights):
             state["weights"], state["history"] = weights, hooks.history
             original_epoch_end(epoch, train_loss, val_loss, lr, seconds, samples_per_s, weights)
+            if test_ds is not None and ((epoch + 1) % every == 0 or epoch + 1 == cfg.training.epochs):
+                net = Network(cfg, weights(), scales, ds.probe)
+                heldout_evaluation(job, net, test_ds, backend, epoch + 1, curve)
 
         hooks.on_epoch_end = on_epoch_end
         result = backend.train(cfg, data, consts, init_weights(cfg.model, cfg.training.seed), hooks,
@@ -288,6 +307,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
         if test_ds is not None:
             run_inference(job, load_bundle(job.run.bundle_dir), test_ds, backend, cfg.inference.batch_size,
                           str(test_path), cfg.backend, history=history)
+            _add_curve(job.run.dir / "metrics.json", curve)
     return int(job.exit_code)
 
 

@@ -23,6 +23,8 @@ from engine.errors import Cancelled, ConfigError, InputError
 from engine.jsonsafe import json_safe
 
 METHODS = ("pinn", "iterative", "hybrid")
+#: Longest side of the held-out previews written during training (the console draws them; full size is recon.npz).
+PREVIEW_MAX_SIDE = 128
 #: Minimum gap between progress events from the refinement hooks (the event writer throttles again).
 PROGRESS_EVERY_S = 0.2
 #: Metrics reported as events for every reconstruction (docs/metrics.md); the first is the run's key metric.
@@ -43,42 +45,97 @@ class Reconstruction:
 
 
 # --------------------------------------------------------------------------------------------------- pinn
-def pinn_reconstruction(job, bundle, ds, backend, batch_size: int) -> Reconstruction:
-    """The network's patches for every pattern of ``ds``, stitched on the reconstruction grid."""
+@dataclass(frozen=True)
+class Network:
+    """What the network's reconstruction needs of a model: a bundle, or the weights of a training in progress."""
+
+    run_config: object  # engine.config.RunConfig
+    weights: dict
+    scales: object  # engine.scaling.Scales
+    probe: np.ndarray
+    manifest_sha256: str | None = None
+
+    @classmethod
+    def of(cls, bundle) -> "Network":
+        return cls(bundle.run_config, bundle.weights, bundle.scales, bundle.probe, bundle.manifest_sha256)
+
+
+def pinn_object(net: Network, ds, backend, batch_size: int, progress=None, stage=lambda name: None
+                ) -> Reconstruction:
+    """The network's patches for every pattern of ``ds``, stitched on the reconstruction grid (no events, except
+    through ``stage`` and ``progress(done, total)``)."""
     from engine import physics
     from engine.backend_api import PhysicsConstants
     from engine.pipeline import inference_groups, stitch_grid
     from engine.scaling import compute_scales
 
-    cfg = bundle.run_config
+    cfg = net.run_config
     N = cfg.model.N
-    probe = ds.probe if ds.probe is not None else bundle.probe
+    probe = ds.probe if ds.probe is not None else net.probe
     input_scale = compute_scales(ds.measured, probe).input_scale  # statistical: from the data being inferred
-    consts = PhysicsConstants(probe=np.asarray(probe, np.complex64), photon_scale=bundle.scales.photon_scale,
+    consts = PhysicsConstants(probe=np.asarray(probe, np.complex64), photon_scale=net.scales.photon_scale,
                               input_scale=input_scale, N=N, C=cfg.model.channels, valid=ds.valid)
-    job.stage("grouping")
+    stage("grouping")
     groups = inference_groups(ds, cfg)
     x = (np.asarray(ds.measured, np.float32)[groups.indices] * np.float32(input_scale)).astype(np.float32)
-    job.log(f"inference on {len(groups)} groups of {cfg.model.channels} ({ds.M} patterns), "
-            f"input scale {input_scale:.4g} from the data, photon scale {bundle.scales.photon_scale:.4g} from the bundle")
-    job.stage("inference")
-    total = len(x)
+    stage("inference")
+    patches = backend.predict(cfg.model, net.weights, consts, x, groups.offsets, batch_size, progress=progress)
+    stage("stitching")
+    weight = physics.stitch_weight(probe, N // 2, cfg.inference.stitch_weight)
+    shape, origin = stitch_grid(ds)
+    members = groups.indices.reshape(-1)
+    obj, wsum = physics.stitch(patches.reshape(-1, N, N), ds.positions[members], weight, shape, origin)
+    meta = {"bundle_manifest_sha256": net.manifest_sha256, "input_scale": input_scale,
+            "photon_scale": net.scales.photon_scale}
+    return Reconstruction(obj, wsum, origin, np.asarray(probe, np.complex64), meta)
+
+
+def pinn_reconstruction(job, bundle, ds, backend, batch_size: int) -> Reconstruction:
+    """``pinn_object`` of a bundle inside a job: stages, progress in patterns, cancellable between batches."""
+    cfg = bundle.run_config
+    total = ds.M
 
     def progress(done: int, _total: int | None = None) -> None:
         job.progress(done, total, unit="pattern", stage="inference")
         job.check_cancel()
 
-    job.progress(0, total, unit="pattern", stage="inference")
-    patches = backend.predict(cfg.model, bundle.weights, consts, x, groups.offsets, batch_size, progress=progress)
+    job.log(f"inference on {ds.M} patterns (groups of {cfg.model.channels}), input scale from the data, photon "
+            f"scale {bundle.scales.photon_scale:.4g} from the bundle")
+    rec = pinn_object(Network.of(bundle), ds, backend, batch_size, progress, job.stage)
     job.check_cancel()
-    job.stage("stitching")
-    weight = physics.stitch_weight(probe, N // 2, cfg.inference.stitch_weight)
-    shape, origin = stitch_grid(ds)
-    members = groups.indices.reshape(-1)
-    obj, wsum = physics.stitch(patches.reshape(-1, N, N), ds.positions[members], weight, shape, origin)
-    meta = {"bundle_manifest_sha256": bundle.manifest_sha256, "input_scale": input_scale,
-            "photon_scale": bundle.scales.photon_scale}
-    return Reconstruction(obj, wsum, origin, np.asarray(probe, np.complex64), meta)
+    return rec
+
+
+def heldout_evaluation(job, net: Network, ds, backend, epoch: int, curve: list) -> None:
+    """During training (``train --test``): the held-out scan's reconstruction with the current weights, scored —
+    metric events ``heldout_*`` with ``epoch``, a small preview (``previews/epoch_NNNN.npz``, artifact ``preview``)
+    and one more point of ``curve`` (metrics.json keeps it)."""
+    from engine import display
+    from engine.metrics import evaluate
+
+    rec = pinn_object(net, ds, backend, net.run_config.inference.batch_size)
+    point = {"epoch": int(epoch)}
+    if ds.object is not None:
+        try:
+            m = evaluate(rec.object, rec.origin, ds.object, ds.positions, ds.N, ds.probe)
+            point.update(phase_ssim=m["phase"]["ssim"], amplitude_ssim=m["amplitude"]["ssim"],
+                         frc50=m["complex"]["frc50_crossing"], nrmse=m["complex"]["nrmse"])
+        except ValueError as exc:
+            job.warning(f"held-out metrics skipped: {exc}")
+    for key in ("phase_ssim", "amplitude_ssim", "frc50", "nrmse"):
+        if key in point:
+            job.metric(f"heldout_{key}", json_safe(point[key]), epoch=int(epoch), stage="training")
+    covered = rec.weight > 0
+    step = max(1, int(np.ceil(max(rec.object.shape) / PREVIEW_MAX_SIDE)))
+    amp = np.where(covered, np.abs(rec.object), 0.0)[::step, ::step].astype(np.float32)
+    phase = np.nan_to_num(display.remove_phase_offset(rec.object, covered))[::step, ::step].astype(np.float32)
+    folder = job.run.dir / "previews"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"epoch_{int(epoch):04d}.npz"
+    np.savez(path, amplitude=amp, phase=phase, epoch=np.int64(epoch),
+             **{k: np.float64(v) for k, v in point.items() if k != "epoch" and v is not None})
+    job.artifact("preview", path)
+    curve.append(point)
 
 
 # ------------------------------------------------------------------------------------------------ refining

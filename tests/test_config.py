@@ -36,3 +36,12 @@ def test_config_is_immutable_and_round_trips():
 def test_unknown_keys_refused():
     with pytest.raises(ConfigError):
         from_dict({"model": {"N": 64, "typo": 1}})
+
+
+def test_a_config_written_before_amplitude_max_reads_as_the_sigmoid_network():
+    from engine.config import RunConfig, from_dict, to_dict
+
+    d = to_dict(RunConfig())
+    assert d["model"]["amplitude_max"] == 2.0
+    del d["model"]["amplitude_max"]  # a bundle from before the field existed
+    assert from_dict(d).model.amplitude_max == 1.0

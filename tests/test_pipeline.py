@@ -362,3 +362,20 @@ def test_resume_resolves_run_dir_id_and_checkpoint(tmp_path: Path) -> None:
     assert resolve_resume(str(tf_run), runs, "tensorflow", cfg) == tf_run / "checkpoints"
     assert resolve_resume(str(tf_run / "checkpoints" / "epoch-2.index"), runs, "tensorflow", cfg) == \
         tf_run / "checkpoints"
+
+
+def test_training_with_a_held_out_scan_scores_it_every_k_epochs(fake, tmp_path: Path) -> None:
+    runs, ev = tmp_path / "runs", tmp_path / "ev.jsonl"
+    assert main(["train", str(TRAIN), "--epochs", "4", "--eval-every", "2", "--test", str(TEST), "--runs", str(runs),
+                 "--events", str(ev), "--no-progress"]) == 0
+    run = _one_run(runs)
+    events = _events(ev)
+    held = [e for e in events if e["type"] == "metric" and e["name"] == "heldout_phase_ssim"]
+    assert [e["epoch"] for e in held] == [2, 4]
+    previews = [e["path"] for e in events if e["type"] == "artifact" and e["kind"] == "preview"]
+    assert previews == ["previews/epoch_0002.npz", "previews/epoch_0004.npz"]
+    with np.load(run / previews[-1]) as z:
+        assert z["amplitude"].shape == z["phase"].shape and max(z["amplitude"].shape) <= 128 and int(z["epoch"]) == 4
+    curve = json.loads((run / "metrics.json").read_text())["curve"]
+    assert [p["epoch"] for p in curve] == [2, 4] and all(0 <= p["phase_ssim"] <= 1 for p in curve)
+    assert json.loads((run / "run.json").read_text())["config"]["test"] == str(TEST)

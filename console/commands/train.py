@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         test: str = typer.Option(None, "--test", metavar="HELD_OUT.npz",
                                  help="After training, reconstruct this scan with the new bundle (and score it "
                                       "when it has objectGuess)."),
+        eval_every: int = typer.Option(0, "--eval-every", metavar="K",
+                                       help="With --test: reconstruct and score the held-out scan every K epochs "
+                                            "(metric events, previews/, the curve in metrics.json); 0 = epochs/5."),
         progress: bool = progress_option(),
         energy_ev: float = energy_option(),
         distance_m: float = distance_option(),
@@ -106,7 +109,11 @@ def register(app: typer.Typer) -> None:
         cfg = build_config(ds, name, epochs, gridsize, n_groups or None, batch_size, filters_scale,
                            learning_rate, loss, seed, val_fraction)
         dev = parse_devices(devices)
+        if eval_every < 0:
+            from engine.errors import InputError
+
+            raise InputError("--eval-every", str(eval_every), "a number of epochs >= 1 (or 0 for epochs/5)")
         code = train_job(data, cfg, runs, events, events_fd, resume, accelerator=accelerator, devices=dev,
                          test_path=test, dataset=ds, human=None if progress else False,
-                         native_log=native_log(ctx), options=options)
+                         native_log=native_log(ctx), options=options, eval_every=eval_every or None)
         raise typer.Exit(code)
