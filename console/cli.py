@@ -46,12 +46,20 @@ def usage_line(exc) -> str:
     return f"{path}: {message} (see `{path} --help`)"
 
 
+def diverts_native_log(argv: list[str]) -> bool:
+    """Whether this command line gets fd 2 diverted: every command but ``console``. The console imports no
+    framework (nothing native to hide), and Textual draws the whole screen on fd 2 (``sys.__stderr__``): diverted,
+    the terminal stays blank."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return command != "console"
+
+
 def entry() -> None:
     """The ``pinnacle`` program: native libraries' log lines go to the run's framework.log (engine/native_log.py),
     not to the terminal; then ``main``."""
     from engine.native_log import NativeLog
 
-    native = NativeLog.divert()
+    native = NativeLog.divert() if diverts_native_log(sys.argv[1:]) else None
     code = main(native_log=native)
     if native is not None:
         native.close(code)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -136,3 +137,43 @@ def test_selftest_to_a_file_prints_plain_progress(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "stage training" in proc.stdout and "epoch 2/2: train loss 0.5" in proc.stdout
     assert "finished: ok" in proc.stdout
+
+
+def test_diverts_native_log_for_every_command_but_the_console():
+    from console.cli import diverts_native_log
+
+    assert diverts_native_log(["train", "fixtures/train.npz"])
+    assert diverts_native_log(["--help"]) and diverts_native_log([])
+    assert not diverts_native_log(["console", "--data", "fixtures/train.npz"])
+
+
+def test_console_draws_in_a_real_terminal(tmp_path):
+    """`pinnacle console` in a pseudo-terminal paints its first screen. Textual draws on fd 2, so the program must
+    not divert it for the console (it did, and the terminal stayed blank; in-process tests could not see that)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="80", LINES="24")
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "console", "--data", str(TRAIN),
+                             "--runs", str(tmp_path / "runs")], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave,
+                            env=env, start_new_session=True)
+    os.close(slave)
+    seen, deadline = b"", time.monotonic() + 90
+    try:
+        while b"ground truth" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    assert b"ground truth" in seen, seen[-2000:].decode("utf-8", "replace")
