@@ -47,21 +47,27 @@ def pinnacle(*args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def scans(data_dir: Path, dose: str) -> dict[str, Path]:
+def tag(dose: str, defocus: float) -> str:
+    """File-name tag of a dose's scans: the issue's scans (defocus 0) keep the plain name."""
+    return dose if not defocus else f"{dose}_defocus{defocus:g}"
+
+
+def scans(data_dir: Path, dose: str, defocus: float = 0.0) -> dict[str, Path]:
     out = {}
     for kind, (positions, seed) in SCANS.items():
-        path = data_dir / f"{kind}_{dose}.npz"
+        path = data_dir / f"{kind}_{tag(dose, defocus)}.npz"
         if not path.exists():
             pinnacle("simulate", str(path), "--object", "lines", "--probe", "disk", "--scan", "random",
-                     "--positions", positions, "--size", "232", "--seed", seed, "--nphotons", dose)
+                     "--positions", positions, "--size", "232", "--seed", seed, "--nphotons", dose,
+                     "--defocus", f"{defocus:g}")
         out[kind] = path
     return out
 
 
-def bundle_for(data_dir: Path, dose: str, train: Path, given: str | None) -> Path:
+def bundle_for(data_dir: Path, dose: str, train: Path, given: str | None, defocus: float = 0.0) -> Path:
     if given:
         return Path(given)
-    runs = data_dir / f"runs_{dose}"
+    runs = data_dir / f"runs_{tag(dose, defocus)}"
     found = sorted(runs.glob("*-train/bundle/manifest.json")) if runs.is_dir() else []
     if found:
         return found[-1].parent
@@ -186,6 +192,9 @@ def main() -> None:
     ap.add_argument("--backends", default="tensorflow,torch")
     ap.add_argument("--doses", default="1e9,1e5")
     ap.add_argument("--methods", default="iterative,hybrid")
+    ap.add_argument("--defocus", type=float, default=0.0,
+                    help="probe defocus of the simulated scans, radians at the disk's rim (0: the issue's scans, "
+                         "whose disk probe is its own twin; 3 breaks the twin ambiguity: docs/performance.md)")
     ap.add_argument("--json", help="also write every curve to this file")
     ap.add_argument("--ptychi-python", help="a Python with ptychi installed (scripts/ptychi_env.sh): adds pty-chi "
                                             "LSQML's curve on the same scan")
@@ -202,8 +211,8 @@ def main() -> None:
     print(f"bench_reconstruct: {load()}, {os.cpu_count()} CPUs", flush=True)
     results: dict[str, list[dict]] = {}
     for dose in args.doses.split(","):
-        files = scans(data_dir, dose)
-        bundle = bundle_for(data_dir, dose, files["train"], getattr(args, f"bundle_{dose}", None)) \
+        files = scans(data_dir, dose, args.defocus)
+        bundle = bundle_for(data_dir, dose, files["train"], getattr(args, f"bundle_{dose}", None), args.defocus) \
             if "hybrid" in args.methods else None
         runners = [(b, m) for b in args.backends.split(",") for m in args.methods.split(",")]
         if args.ptychi_python:
