@@ -177,10 +177,11 @@ def test_full_fixture_parity_passes_with_a_readable_report(tmp_path):
 
 
 #: Quality gates of each level-3 training (5 epochs, seed 0). "It trained": the final epoch's mean Poisson loss against
-#: the first's. The loss has an irreducible floor (the counts' own entropy) and, since the amplitude head starts at a
-#: transmissive |O| near 1 (amplitude_max 2), the first epoch already starts close to it, so the ratio is about two
-#: thirds rather than a third: measured 0.656 TensorFlow / 0.683 PyTorch on AVX2, 0.675 on AVX-512. A network that
-#: does not learn stays near 1; 0.8 sits between, with room for the backends' 2.4 % level-3 loss disagreement.
+#: the first's. The loss has a floor the network cannot go below (the counts' own Poisson entropy), and since the
+#: amplitude head starts at a transmissive |O| near 1 (amplitude_max 2) the first epoch's mean is already lower than
+#: it was with a cap of 1, so the ratio is about two thirds rather than a third: measured 0.656 TensorFlow / 0.683
+#: PyTorch on AVX2, 0.675 TensorFlow on AVX-512. A network that does not learn keeps its first loss (ratio near 1);
+#: 0.8 sits between, with room for the backends' 2.4 % level-3 loss disagreement.
 #: Phase SSIM on the held-out fixture is chaotic at 5 epochs (docs/parity.md: a 1e-7 nudge of the initial weights
 #: moved it by 0.11), so its gate only asks for a reconstruction clearly better than noise, below every measured value
 #: (0.507 PyTorch, 0.520 TensorFlow on AVX2 with amplitude_max 2; 0.359–0.472 before it).
