@@ -134,16 +134,17 @@ def gradient_norms(ds, epochs: int, gridsize: int) -> None:
     print(f"5. gradient norms per layer (weights), PyTorch, gridsize {gridsize}, CI size, lr 1e-3")
     print("   " + " ".join(f"{n.replace('_decoder', 'D').replace('.weight', ''):>12s}" for n in names[:12]))
     for epoch in range(epochs):
-        norms = []
+        norms, losses = [], []
         for sel in grouping.batches(grouping.epoch_order(len(data.train), 0, epoch), 16):
             b = data.batch(data.train, sel)
             opt.zero_grad()
             loss = module.loss(tuple(torch.from_numpy(a) for a in (b.x, b.counts, b.offsets)))
             loss.backward()
+            losses.append(float(loss.detach()))
             norms.append([float(p.grad.norm()) for n, p in module.net.named_parameters() if n.endswith("weight")])
             opt.step()
         m = np.median(np.array(norms), axis=0)
-        print(f"   epoch {epoch + 1}: loss {float(loss):.4g}; median per-step norm: "
+        print(f"   epoch {epoch + 1}: mean loss {np.mean(losses):.4g}; median per-step norm: "
               + " ".join(f"{v:12.3g}" for v in m[:12]))
 
 
