@@ -121,14 +121,14 @@ def gradient_norms(ds, epochs: int, gridsize: int) -> None:
     from engine import grouping
     from engine.config import ModelConfig, RunConfig, TrainingConfig
     from engine.pipeline import prepare_training
-    from engine.torch.module import PtychoModule
+    from engine.torch.model import PinnModel
     from engine.weights import init_weights
 
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     cfg = RunConfig(model=ModelConfig(N=ds.N, n_filters_scale=1, gridsize=gridsize),
                     training=TrainingConfig(epochs=epochs, neighbours=max(4, gridsize ** 2)), backend="torch")
     data, consts = prepare_training(ds, cfg)
-    module = PtychoModule(cfg, consts, init_weights(cfg.model, 0))
+    module = PinnModel(cfg, consts, init_weights(cfg.model, 0))
     opt = module.configure_optimizers()
     names = [n for n, _ in module.net.named_parameters() if n.endswith("weight")]
     print(f"5. gradient norms per layer (weights), PyTorch, gridsize {gridsize}, CI size, lr 1e-3")

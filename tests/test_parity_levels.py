@@ -163,7 +163,7 @@ BREAKS = {
                 module.poisson_deviance = deviance
                 module.LOSSES["poisson"] = deviance"""),
     # Adam's second-moment decay 0.99 instead of Keras' 0.999
-    "wrong Adam beta": ("module", """
+    "wrong Adam beta": ("model", """
                 module.ADAM_BETAS = (0.9, 0.99)"""),
 }
 

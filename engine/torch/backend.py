@@ -1,8 +1,9 @@
 """The backend module API of engine/backend_api.py, on PyTorch/Lightning.
 
 ``train`` runs a ``lightning.Trainer`` over the shared numpy batching and forwards progress to the pipeline's
-TrainHooks through a Lightning Callback; ``predict``/``batch_loss``/``sgd_step`` use the same LightningModule
-without a Trainer. Weights cross the boundary as canonical numpy dicts (engine.weights); the caller draws them.
+TrainHooks through a Lightning Callback (engine/torch/module.py, imported only there: Lightning's import is ~4 s of
+a cold ``infer``); ``predict``/``batch_loss``/``gradients``/``sgd_step`` use the same computation as a plain
+``nn.Module`` (engine/torch/model.py). Weights cross the boundary as canonical numpy dicts (engine.weights); the caller draws them.
 Hook epochs and batches are 0-based (the same ``epoch`` that ``grouping.epoch_order`` takes).
 """
 from __future__ import annotations
@@ -10,22 +11,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Callable
 
-import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from engine.backend_api import Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult
 from engine.config import ModelConfig, RunConfig, TrainingConfig
 from engine.errors import InputError
 from engine.torch import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
 from engine.torch.refine import refine, refine_step  # noqa: F401  (part of the backend API)
-from engine.torch.module import PtychoModule, make_loader
+from engine.torch.model import PinnModel
 from engine.torch.network import canonical_state
 from engine.weights import check_weights
 
@@ -82,51 +80,6 @@ def _tensors(batch: Batch, device="cpu") -> tuple[torch.Tensor, torch.Tensor, to
                  for a in (batch.x, batch.counts, batch.offsets))
 
 
-class HookBridge(L.Callback):
-    """Lightning events → TrainHooks; sets ``trainer.should_stop`` when the pipeline asks to stop."""
-
-    def __init__(self, hooks: TrainHooks, epochs: int):
-        self.hooks, self.epochs = hooks, epochs
-        self.cancelled = False
-        self.t0 = self.t_train = 0.0
-        self.samples = 0
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: PtychoModule) -> None:
-        self.hooks.on_train_start(self.epochs, int(trainer.num_training_batches))
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: PtychoModule) -> None:
-        self.t0 = self.t_train = time.perf_counter()
-        self.samples = 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        samples = len(batch[0])
-        self.samples += samples
-        self.t_train = time.perf_counter()
-        loss = float(outputs["loss"].detach())
-        self.hooks.on_batch_end(trainer.current_epoch, batch_idx, int(trainer.num_training_batches), loss, samples)
-        if self.hooks.should_stop():
-            self.cancelled = True
-            trainer.should_stop = True
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: PtychoModule) -> None:
-        """Runs after this epoch's validation; a cancelled (partial) epoch is not reported."""
-        if self.cancelled:
-            return
-        seconds = time.perf_counter() - self.t0
-        train_seconds = max(self.t_train - self.t0, 1e-9)  # throughput of the training batches alone
-        record = {
-            "epoch": trainer.current_epoch,
-            "train_loss": pl_module.epoch_loss("train"),
-            "val_loss": pl_module.epoch_loss("val"),
-            "lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
-            "seconds": seconds,
-            "samples_per_s": self.samples / train_seconds,
-        }
-        pl_module.history.append(record)
-        self.hooks.on_epoch_end(record["epoch"], record["train_loss"], record["val_loss"], record["lr"],
-                                seconds, record["samples_per_s"], lambda: canonical_state(pl_module.net))
-
-
 def check_devices(accelerator: str, devices) -> None:
     """Refuse (InputError, exit 2) a device request this machine cannot honour, before the run starts."""
 
@@ -175,6 +128,11 @@ def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights:
     ``resume``: a .ckpt file or a directory holding ``last.ckpt``; its weights, Adam state, epoch counter and
     history replace ``weights``.
     """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from engine.torch.module import HookBridge, PtychoModule, make_loader
+
     tc: TrainingConfig = cfg.training
     ckpt_path = resume_checkpoint(resume, cfg.model)
     torch.manual_seed(tc.seed)
@@ -202,9 +160,9 @@ def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights:
 
 
 def _module(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants,
-            loss: str = "poisson", learning_rate: float = 1e-3) -> PtychoModule:
+            loss: str = "poisson", learning_rate: float = 1e-3) -> PinnModel:
     run = RunConfig(model=cfg, training=TrainingConfig(loss=loss, learning_rate=learning_rate), backend="torch")
-    return PtychoModule(run, consts, weights)
+    return PinnModel(run, consts, weights)
 
 
 def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, x: np.ndarray,
@@ -246,7 +204,7 @@ def sgd_step(cfg: RunConfig, weights: dict[str, np.ndarray], consts: PhysicsCons
              batch: Batch) -> dict[str, np.ndarray]:
     """One Adam step (cfg.training's loss and learning rate) from ``weights`` on ``batch``; canonical weights after."""
     torch.manual_seed(cfg.training.seed)
-    module = PtychoModule(cfg, consts, weights)
+    module = PinnModel(cfg, consts, weights)
     optimizer = module.configure_optimizers()
     optimizer.zero_grad()
     module.loss(_tensors(batch)).backward()
@@ -265,7 +223,7 @@ def gradients(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsC
 def optimizer_steps(cfg: RunConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants,
                     gradients: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """The training optimiser (cfg.training's learning rate) applied to each given gradient in turn."""
-    module = PtychoModule(cfg, consts, weights)
+    module = PinnModel(cfg, consts, weights)
     optimizer = module.configure_optimizers()
     for g in gradients:
         for name, p in module.net.named_parameters():

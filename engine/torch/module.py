@@ -1,4 +1,5 @@
-"""The PINN as a LightningModule: network → object → (merge, re-extract) → far field → loss, top to bottom.
+"""The PINN as a LightningModule (engine/torch/model.py's PinnModel plus training steps), and the Lightning pieces
+that train it: the DataLoader and the callback that reports to the pipeline's TrainHooks. Only ``train`` imports this.
 
 Batches come from the shared numpy batching (engine.grouping + TrainingData.batch) through a DataLoader whose
 sampler replays ``grouping.epoch_order``/``grouping.batches`` for Lightning's epoch counter, so this backend
@@ -6,58 +7,28 @@ sees exactly the arrays, in exactly the order, that the TensorFlow backend sees.
 """
 from __future__ import annotations
 
+import time
+
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from engine import grouping
-from engine.backend_api import ADAM_BETAS, ADAM_EPS, PhysicsConstants, TrainingData
+from engine.backend_api import PhysicsConstants, TrainHooks, TrainingData
 from engine.config import RunConfig
 from engine.grouping import Groups
-from engine.physics import merge_pad, merge_window
-from engine.torch import physics as tp
-from engine.torch.network import PtychoNet, load_canonical
-from engine.torch.optim import KerasAdam
+from engine.torch.model import PinnModel
+from engine.torch.network import canonical_state
 
 
-class PtychoModule(L.LightningModule):
-    """Holds the network and the physics constants; reports per-epoch, sample-weighted mean losses."""
+class PtychoModule(PinnModel, L.LightningModule):
+    """The PinnModel with Lightning's training steps; reports per-epoch, sample-weighted mean losses."""
 
     def __init__(self, cfg: RunConfig, consts: PhysicsConstants, weights: dict[str, np.ndarray]):
-        super().__init__()
-        self.cfg = cfg
-        self.net = PtychoNet(cfg.model)
-        load_canonical(self.net, weights, cfg.model)
-        N, R = consts.N, consts.N + 2 * merge_pad(consts.N)
-        self.register_buffer("probe", torch.from_numpy(np.asarray(consts.probe, np.complex64)), persistent=False)
-        self.register_buffer("window", torch.from_numpy(merge_window(N)), persistent=False)
-        self.register_buffer("ky", tp.fftfreq(R), persistent=False)
-        self.register_buffer("kx", tp.fftfreq(R), persistent=False)
-        valid = None if consts.valid is None else torch.from_numpy(np.array(consts.valid, bool))  # detector mask
-        self.register_buffer("valid", valid, persistent=False)
-        self.photon_scale = float(consts.photon_scale)
-        self.loss_fn = tp.LOSSES[cfg.training.loss]
+        super().__init__(cfg, consts, weights)
         self.history: list[dict] = []  # one dict per finished epoch; travels in checkpoints
         self.sums = {"train": [0.0, 0], "val": [0.0, 0]}  # loss·samples, samples — for this epoch
-
-    # ----------------------------------------------------------------------------------- model, top to bottom
-    def forward(self, x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        """Complex object patches (B, C, N, N) after the overlap constraint (merge → re-extract when C > 1)."""
-        amp, phase = self.net(x)
-        obj = torch.polar(amp, phase)
-        if obj.shape[1] > 1:
-            region, _ = tp.merge_group(obj, offsets, self.window, self.ky, self.kx)
-            obj = tp.reextract_group(region, offsets, obj.shape[-1], self.ky, self.kx)
-        return obj
-
-    def predicted_counts(self, x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        return tp.forward_intensity(self.probe, self(x, offsets), self.photon_scale)
-
-    def loss(self, batch) -> torch.Tensor:
-        x, counts, offsets = batch
-        lam = self.predicted_counts(x, offsets)
-        return self.loss_fn(lam, counts) if self.valid is None else self.loss_fn(lam, counts, self.valid)
 
     # --------------------------------------------------------------------------------------- Lightning steps
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -69,10 +40,6 @@ class PtychoModule(L.LightningModule):
         if self.trainer.should_stop:  # cancelled: Lightning still enters validation; do no work there
             return
         self._accumulate("val", self.loss(batch), len(batch[0]))
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Keras' Adam (its defaults and epsilon placement, engine/torch/optim.py), as the TensorFlow backend."""
-        return KerasAdam(self.net.parameters(), lr=self.cfg.training.learning_rate, betas=ADAM_BETAS, eps=ADAM_EPS)
 
     # ------------------------------------------------------------------------------------ epoch bookkeeping
     def on_train_epoch_start(self) -> None:
@@ -91,6 +58,51 @@ class PtychoModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = list(checkpoint.get("pinnacle_history", []))
+
+
+class HookBridge(L.Callback):
+    """Lightning events → TrainHooks; sets ``trainer.should_stop`` when the pipeline asks to stop."""
+
+    def __init__(self, hooks: TrainHooks, epochs: int):
+        self.hooks, self.epochs = hooks, epochs
+        self.cancelled = False
+        self.t0 = self.t_train = 0.0
+        self.samples = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: PtychoModule) -> None:
+        self.hooks.on_train_start(self.epochs, int(trainer.num_training_batches))
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: PtychoModule) -> None:
+        self.t0 = self.t_train = time.perf_counter()
+        self.samples = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        samples = len(batch[0])
+        self.samples += samples
+        self.t_train = time.perf_counter()
+        loss = float(outputs["loss"].detach())
+        self.hooks.on_batch_end(trainer.current_epoch, batch_idx, int(trainer.num_training_batches), loss, samples)
+        if self.hooks.should_stop():
+            self.cancelled = True
+            trainer.should_stop = True
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: PtychoModule) -> None:
+        """Runs after this epoch's validation; a cancelled (partial) epoch is not reported."""
+        if self.cancelled:
+            return
+        seconds = time.perf_counter() - self.t0
+        train_seconds = max(self.t_train - self.t0, 1e-9)  # throughput of the training batches alone
+        record = {
+            "epoch": trainer.current_epoch,
+            "train_loss": pl_module.epoch_loss("train"),
+            "val_loss": pl_module.epoch_loss("val"),
+            "lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
+            "seconds": seconds,
+            "samples_per_s": self.samples / train_seconds,
+        }
+        pl_module.history.append(record)
+        self.hooks.on_epoch_end(record["epoch"], record["train_loss"], record["val_loss"], record["lr"],
+                                seconds, record["samples_per_s"], lambda: canonical_state(pl_module.net))
 
 
 # ------------------------------------------------------------------------------------------------- data
