@@ -22,6 +22,7 @@ from console.messages import (CancelRun, DatasetChosen, EventsBatch, JobRequest,
                               ShowScreen, StartJob)
 from console.readers import FIXTURES, RunRecord, read_run, same_path
 from console.runner import JobSpec, Runner, console_command
+from console.worker.keeper import KINDS as WORKER_KINDS, WorkerKeeper
 from console.state import CHILD, OUTSIDE, STORED, RunView, planned_stages, reduce_batch
 
 SCREEN_KEYS = (  # (name, key, label) — one app-level binding and one palette entry each
@@ -51,8 +52,9 @@ class PinnacleApp(App):
 
     def __init__(self, data: str | None = None, runs: str = "runs", clock: Callable[[], float] = time.time,
                  batch_interval: float = 0.05, grace: float = 5.0, fixtures: str | Path | None = None,
-                 watch: float | None = WATCH_S, follow_interval: float = 0.2):
+                 watch: float | None = WATCH_S, follow_interval: float = 0.2, worker: WorkerKeeper | None = None):
         super().__init__()
+        self.worker = worker  # the warm reconstruction worker (console/worker/keeper.py); None: jobs run cold
         self.fixtures = Path(fixtures) if fixtures is not None else FIXTURES
         self.data = data
         self.runs_root = runs
@@ -145,6 +147,8 @@ class PinnacleApp(App):
         """However the app ends, stop tailing (the followed runs themselves go on: they are not ours)."""
         for follower in self.followers.values():
             follower.stop()
+        if self.worker is not None:
+            self.worker.stop()
 
     # ---- messages from screens -------------------------------------------------------------------------------
     def on_show_screen(self, message: ShowScreen) -> None:
@@ -207,7 +211,13 @@ class PinnacleApp(App):
         """Start ``pinnacle <args> --runs ROOT`` as a child; returns the run key."""
         key = f"job{len(self.views) + 1}"
         argv = console_command([*request.args, "--runs", self.runs_root])
-        await self.start_job(JobSpec(key, tuple(argv), label=request.label, kind=request.kind), request.backend,
+        env: tuple[tuple[str, str], ...] = ()
+        if self.worker is not None and request.kind in WORKER_KINDS:
+            if self.worker.ensure() == "restarted":
+                self.notify("the reconstruction worker had stopped: restarted it", timeout=4)
+            env = (("PINNACLE_WORKER_SOCKET", str(self.worker.path)),)
+        await self.start_job(JobSpec(key, tuple(argv), label=request.label, kind=request.kind, env=env),
+                             request.backend,
                              held_out=request.held_out, method=request.method, epochs=request.epochs)
         return key
 
@@ -374,7 +384,8 @@ def run_app(data: str | None = None, runs: str = "runs", clock: Callable[[], flo
     if data is None:
         default = FIXTURES / "train.npz"
         data = str(default) if default.exists() else None
-    app = PinnacleApp(data=data, runs=runs, clock=clock)
+    worker = WorkerKeeper(console_command(["serve"]), log=Path(runs) / ".worker.log")
+    app = PinnacleApp(data=data, runs=runs, clock=clock, worker=worker)
     try:
         app.run()
     finally:  # belt and braces: if the loop died, no child outlives the console

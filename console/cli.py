@@ -55,8 +55,15 @@ def diverts_native_log(argv: list[str]) -> bool:
 
 
 def entry() -> None:
-    """The ``pinnacle`` program: native libraries' log lines go to the run's framework.log (engine/native_log.py),
-    not to the terminal; then ``main``."""
+    """The ``pinnacle`` program: an infer/reconstruct job goes to the warm worker when one is listening
+    (console/worker/client.py); otherwise native libraries' log lines go to the run's framework.log
+    (engine/native_log.py), not to the terminal, and ``main`` runs the command here."""
+    from console.worker import client
+
+    if client.wanted(sys.argv[1:]):
+        code = client.forward(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
     from engine.native_log import NativeLog
 
     native = NativeLog.divert() if diverts_native_log(sys.argv[1:]) else None

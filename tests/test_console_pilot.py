@@ -279,3 +279,47 @@ def test_console_never_imports_frameworks():
             "bad = [m for m in ('tensorflow', 'torch', 'keras', 'lightning') if m in sys.modules]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+async def test_reconstructions_run_in_the_console_s_worker_which_is_restarted_when_it_died(tmp_path):
+    """The console starts its worker on the first reconstruction, the job runs in a fork of it (the run's pid is
+    not the console's child), a dead worker is restarted at the next launch, and closing the console stops it."""
+    pytest.importorskip("torch")
+    import shutil
+    import tempfile
+
+    from console.launching import reconstruct_request
+    from console.worker import client
+    from console.worker.keeper import WorkerKeeper
+
+    folder = Path(tempfile.mkdtemp(prefix="pw"))
+    folder.chmod(0o700)
+    sock = folder / "w.sock"
+    keeper = WorkerKeeper((sys.executable, str(Path(__file__).with_name("worker_fake.py")), "--real"), path=sock,
+                          log=tmp_path / "worker.log")  # a real worker that warms nothing: a quick start
+    scan = str(Path(ROOT) / "fixtures" / "test.npz")
+    request = reconstruct_request("iterative", scan, None, "torch", "1")
+    app = make_app(tmp_path, worker=keeper)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            assert keeper.ensure() == "started"
+            assert await until(pilot, lambda: client.ping(sock) is not None)
+            key = await app.launch(request)
+            assert await until(pilot, lambda: app.views[key].exit_code is not None, tries=1200)
+            view = app.views[key]
+            assert view.status == OK, (tmp_path / "worker.log").read_text()
+            record = json.loads((Path(view.run_dir) / "run.json").read_text())
+            assert record["pid"] != app.runner.jobs[key].pid  # ran in the worker, not in the console's child
+            first = keeper.proc.pid
+            keeper.proc.kill()
+            keeper.proc.wait()
+            again = await app.launch(request)  # finds it dead: restarted (this job may run cold meanwhile)
+            assert keeper.starts == 2 and keeper.proc.pid != first
+            assert await until(pilot, lambda: app.views[again].exit_code is not None, tries=1200)
+            assert app.views[again].status == OK
+        assert keeper.proc.poll() is not None  # the console closed: its worker stopped
+    finally:
+        keeper.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -38,6 +38,22 @@ def progress_option() -> typer.models.OptionInfo:
                              "stream is not followed (--events -, --events-fd).")
 
 
+def worker_option() -> typer.models.OptionInfo:
+    """``--worker auto|off``: run in the warm worker when one is listening (console/worker/client.py decides this
+    before the command body runs; the body sees only ``off``)."""
+    return typer.Option("auto", "--worker", envvar="PINNACLE_WORKER", metavar="auto|off",
+                        help="auto: run in the warm worker (`pinnacle serve`) when one is running, else here; "
+                             "off: always here (env PINNACLE_WORKER).")
+
+
+def check_worker(mode: str) -> None:
+    """Refuse a ``--worker`` value other than auto or off (exit 2, one line)."""
+    if mode not in ("auto", "off"):
+        from engine.errors import InputError
+
+        raise InputError("--worker", str(mode), "auto or off")
+
+
 def native_log(ctx: typer.Context):
     """The process's engine.native_log.NativeLog (set by the entry point; None in-process and in tests)."""
     return ctx.obj if ctx is not None and ctx.obj is not None and hasattr(ctx.obj, "save_to") else None

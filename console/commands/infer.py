@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import typer
 
-from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
-                                     events_fd_option, events_option, native_log, probe_from_option, product_option,
-                                     progress_option, runs_option, scan_options)
+from console.commands.common import (check_worker, crop_option, detector_pixel_option, distance_option,
+                                     energy_option, events_fd_option, events_option, native_log, probe_from_option,
+                                     product_option, progress_option, runs_option, scan_options, worker_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         events: str = events_option(),
         events_fd: int = events_fd_option(),
         progress: bool = progress_option(),
+        worker: str = worker_option(),
         energy_ev: float = energy_option(),
         distance_m: float = distance_option(),
         detector_pixel_m: float = detector_pixel_option(),
@@ -39,6 +40,7 @@ def register(app: typer.Typer) -> None:
         """Reconstruct a scan with a model bundle: stitched object, previews, Ptychodus product (product.h5, .cxi)."""
         from engine.pipeline import infer_job
 
+        check_worker(worker)
         options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
         code = infer_job(bundle, data, backend, runs, events, events_fd, batch_size, truth,
                          human=None if progress else False, native_log=native_log(ctx), options=options)

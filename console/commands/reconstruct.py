@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import typer
 
-from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
-                                     events_fd_option, events_option, native_log, probe_from_option, product_option,
-                                     progress_option, runs_option, scan_options)
+from console.commands.common import (check_worker, crop_option, detector_pixel_option, distance_option,
+                                     energy_option, events_fd_option, events_option, native_log, probe_from_option,
+                                     product_option, progress_option, runs_option, scan_options, worker_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -41,10 +41,12 @@ def register(app: typer.Typer) -> None:
         events: str = events_option(),
         events_fd: int = events_fd_option(),
         progress: bool = progress_option(),
+        worker: str = worker_option(),
     ) -> None:
         """Reconstruct a scan with the network, by iterative refinement, or both (hybrid)."""
         from engine.reconstruction import check_request, reconstruct_job
 
+        check_worker(worker)
         options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
         request, ds, b = check_request(data, method, bundle, backend, epochs, refine_probe, batch_size, options)
         code = reconstruct_job(request, ds, b, runs, events, events_fd, human=None if progress else False,

@@ -1,0 +1,1 @@
+"""The warm reconstruction worker (``pinnacle serve``): channel, server and client; docs/worker.md."""
