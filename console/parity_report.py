@@ -23,6 +23,8 @@ class ParityView:
     checks: tuple[tuple[str, str, str, str, bool | None], ...] = ()  # level, name, value, tolerance, passed
     metrics: tuple[tuple[str, float | None, float | None], ...] = ()  # name, tf, torch
     runtimes: tuple[tuple[str, float | None, float | None], ...] = ()  # stage, tf, torch
+    runtimes_reliable: bool | None = None  # False: other processes used the machine (engine/contention.py)
+    runtime_note: str = ""  # e.g. "others used 0.9 of 2 cores"
     phases: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     amplitudes: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
@@ -130,7 +132,17 @@ def load_parity(run_dir: str | Path) -> ParityView:
     flags = [c.get("passed") for c in raw]
     passed = report.get("passed") if isinstance(report.get("passed"), bool) else (
         all(flags) if flags and all(isinstance(f, bool) for f in flags) else None)
-    return ParityView(str(run_dir), "", passed, tuple(checks), metrics, runtimes, (tp, pp), (ta, pa))
+    reliable, note = _contention(report.get("contention"))
+    return ParityView(str(run_dir), "", passed, tuple(checks), metrics, runtimes, reliable, note, (tp, pp), (ta, pa))
+
+
+def _contention(c) -> tuple[bool | None, str]:
+    """(reliable, short note) from the report's contention record; (None, "") when it has none."""
+    if not isinstance(c, dict) or not isinstance(c.get("reliable"), bool):
+        return None, ""
+    used, cores = _num(c.get("other_cores_max")), c.get("cores")
+    note = f"others used {used:.1f} of {cores} cores" if used is not None else ""
+    return c["reliable"], note
 
 
 def latest_parity_dir(root: str | Path) -> str | None:

@@ -129,14 +129,17 @@ class ChildResult:
     code: int
     run_dir: Path | None
     epochs: list[dict]
+    other_cores: float | None = None  # engine/contention.py: what other processes used while it ran
 
 
 def run_child(job, label: str, args: list[str], log_path: Path) -> ChildResult:
     """``pinnacle ARGS --events-fd N`` in a child; its events are forwarded live (stages and epochs as log lines,
     progress as progress). A cancel of the parity job is passed on (SIGINT) and awaited."""
+    from engine.contention import Meter
     from engine.events import parse_line
 
     r, w = os.pipe()
+    meter = Meter.start()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     with open(log_path, "w", encoding="utf-8") as log:
         try:
@@ -167,6 +170,7 @@ def run_child(job, label: str, args: list[str], log_path: Path) -> ChildResult:
                 interrupted = True
                 proc.send_signal(signal.SIGINT)
     result.code = proc.wait()
+    result.other_cores = meter.stop()
     job.check_cancel()
     if result.code != 0:
         tail = log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
@@ -212,6 +216,17 @@ def _runtimes(train: ChildResult, infer_dir: Path, n_patterns: int, refine: Chil
     }
 
 
+def _contention(children: list[ChildResult]) -> dict:
+    """Other processes' use of the machine during the timed children (engine/contention.py), for the report."""
+    from engine import contention
+
+    seen = [c.other_cores for c in children if c.other_cores is not None]
+    worst = max(seen) if seen else None
+    n = contention.cores()
+    return {"cores": n, "other_cores_max": None if worst is None else round(worst, 3),
+            "load_average": [round(x, 2) for x in os.getloadavg()], "reliable": contention.reliable(worst, n)}
+
+
 def _steady_epoch(epochs: list[dict]) -> float | None:
     """Mean seconds of an epoch after the first (which also builds or traces the step)."""
     secs = [e.get("seconds") for e in epochs if isinstance(e.get("seconds"), (int, float))]
@@ -235,12 +250,14 @@ def run_level3(job, opts: ParityOptions, root: Path, n_test: int) -> dict:
                                logs / f"train-{b}.log")
     job.stage("inference")
     inferred: dict[tuple[str, str], Path] = {}
+    inference_children: list[ChildResult] = []
     for a in BACKENDS:
         for b in (a, *[x for x in BACKENDS if x != a]):
             res = run_child(job, f"inferring {a} bundle with {b}",
                             ["infer", str(trained[a].run_dir / "bundle"), opts.test, "--backend", b, "--runs", str(runs)],
                             logs / f"infer-{a}-in-{b}.log")
             inferred[(a, b)] = res.run_dir
+            inference_children.append(res)
     job.stage("refining")
     refined: dict[str, ChildResult] = {}
     for b in BACKENDS:  # end to end: iterative refinement of the held-out scan in each backend
@@ -263,6 +280,7 @@ def run_level3(job, opts: ParityOptions, root: Path, n_test: int) -> dict:
     rel = lambda p: p.resolve().relative_to(root.resolve()).as_posix()  # noqa: E731
     return {
         "checks": checks, "metrics": metrics, "runtimes": runtimes,
+        "contention": _contention([*trained.values(), *inference_children, *refined.values()]),
         "objects": {b: objects[(b, b)] for b in BACKENDS},
         "reconstructions": {b: rel(inferred[(b, b)] / "recon.npz") for b in BACKENDS},
         "runs": {**{f"train {b}": rel(trained[b].run_dir) for b in BACKENDS},

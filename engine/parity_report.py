@@ -47,6 +47,18 @@ def _fmt(v, spec: str = ".4g") -> str:
     return "–" if v is None else str(v)
 
 
+def contention_note(c: dict | None) -> str:
+    """One sentence on how far to trust the runtimes (engine/contention.py); empty for reports without it."""
+    if not isinstance(c, dict) or c.get("reliable") is None:
+        return ""
+    load = ", ".join(f"{x:g}" for x in c.get("load_average") or [])
+    used = f"other processes used up to {c['other_cores_max']:.2f} of {c['cores']} cores while the children ran"
+    if c["reliable"]:
+        return f"Quiet machine: {used} (load average {load} at the end); the ratios can be compared."
+    return (f"**Unreliable runtimes:** {used} (load average {load} at the end); the ratios say more about the "
+            "machine than about the backends — measure again on a quiet machine.")
+
+
 def build(opts, checks: list[Check], level3: dict | None, images: dict[str, str]) -> dict:
     from engine.parity import verdict
 
@@ -62,6 +74,7 @@ def build(opts, checks: list[Check], level3: dict | None, images: dict[str, str]
         "failures": [failure_line(c) for c in checks if not c.passed],
         "metrics": (level3 or {}).get("metrics", {}),
         "runtimes": (level3 or {}).get("runtimes", {}),
+        "contention": (level3 or {}).get("contention"),
         "reconstructions": (level3 or {}).get("reconstructions", {}),
         "runs": (level3 or {}).get("runs", {}),
         "images": images,
@@ -129,6 +142,9 @@ def markdown(report: dict, run_id: str) -> str:
             lines.append(f"| {key} | {_fmt(a, '.3g')} | {_fmt(b, '.3g')} | {_fmt(ratio, '.2f')} |")
         lines += ["", "The first epoch includes building (TensorFlow: tracing) the training step; inference "
                       "throughput includes the model build.", ""]
+        note = contention_note(report.get("contention"))
+        if note:
+            lines += [note, ""]
     if report["images"]:
         lines += ["## Images", "", "Each backend's reconstruction of the held-out scan and their difference "
                   "(TensorFlow − PyTorch; phase after removing the mean phase offset between the two).", ""]

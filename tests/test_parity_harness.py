@@ -168,7 +168,10 @@ def test_full_fixture_parity_passes_with_a_readable_report(tmp_path):
         assert rep["metrics"][b]["phase_ssim"] > MIN_PHASE_SSIM  # a sane reconstruction
         assert rep["runtimes"][b]["train per epoch (s)"] > 0
         assert (run / rep["reconstructions"][b]).is_file()
+    c = rep["contention"]  # how far the runtimes can be trusted, measured while the children ran
+    assert c["cores"] >= 1 and c["other_cores_max"] >= 0 and isinstance(c["reliable"], bool)
     md = (run / "parity.md").read_text()
+    assert ("Quiet machine:" in md) if c["reliable"] else ("**Unreliable runtimes:**" in md)
     for section in ("## What was compared", "## Checks", "## Reconstruction metrics", "## Runtimes per stage",
                     "## Images", "Verdict: PASS"):
         assert section in md

@@ -82,9 +82,15 @@ class ParityScreen(Screen):
             tables["par-checks"].add_row(level, name, value, tol, _mark(ok))
         for name, a, b in rep.metrics:
             tables["par-metrics"].add_row(name, _f(a), _f(b), _f(None if a is None or b is None else b - a, "+.2g"))
+        runtimes = tables["par-runtimes"]
+        doubtful = rep.runtimes_reliable is False  # measured while other processes used the machine
+        runtimes.border_title = "runtimes (s), UNRELIABLE" if doubtful else "runtimes (s)"
+        runtimes.border_subtitle = rep.runtime_note
         for stage, a, b in rep.runtimes:
             ratio = None if not a or b is None else b / a
-            tables["par-runtimes"].add_row(stage, _f(a, ".2f"), _f(b, ".2f"), _f(ratio, ".2f") + ("×" if ratio else ""))
+            cell = _f(ratio, ".2f") + ("×" if ratio else "")
+            runtimes.add_row(stage, _f(a, ".2f"), _f(b, ".2f"),
+                             Text(cell + "?", style="dim yellow") if doubtful and ratio else cell)
         self._images(rep)
 
     def _images(self, rep) -> None:
