@@ -4,7 +4,7 @@ Each subcommand lives in ``console/commands/<name>.py`` and registers itself on 
 modules import only typer/stdlib at module level; numpy/scipy/frameworks are imported inside the command body, so
 ``pinnacle --help`` stays fast and never imports tensorflow or torch.
 
-Exit codes (SPEC §5): 0 ok, 1 failure, 2 bad input or usage, 3 parity out of tolerance, 130 cancelled.
+Exit codes (docs/protocol.md §4): 0 ok, 1 failure, 2 bad input or usage, 3 parity out of tolerance, 130 cancelled.
 """
 from __future__ import annotations
 

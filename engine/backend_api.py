@@ -83,7 +83,7 @@ ADAM_EPS = 1e-7
 
 
 class TrainHooks(Protocol):
-    """Called by a backend's training loop; the pipeline turns these into SPEC §5 events and checkpoints."""
+    """Called by a backend's training loop; the pipeline turns these into events (docs/protocol.md) and checkpoints."""
 
     def on_train_start(self, epochs: int, batches_per_epoch: int) -> None: ...
     def on_batch_end(self, epoch: int, batch: int, batches: int, loss: float, samples: int) -> None: ...

@@ -1,4 +1,4 @@
-"""The model bundle of SPEC §4: a directory (or zip) that either backend can load, safely.
+"""The model bundle (docs/bundle.md): a directory (or zip) that either backend can load, safely.
 
 Three files and nothing else: ``manifest.json`` (format, version, backend, config, scales, history, dataset
 fingerprint, sha256 of the other two), ``weights.safetensors`` (canonical names and OIHW layout, float32) and

@@ -1,4 +1,4 @@
-"""Immutable configuration, passed explicitly (no global params dict — see SPEC §1).
+"""Immutable configuration, passed explicitly (no global params dict; docs/backends.md).
 
 Each dataclass validates itself in ``__post_init__`` and raises ``ConfigError`` naming the one bad field.
 ``to_dict``/``from_dict`` round-trip through JSON for run.json and the bundle manifest.
@@ -26,7 +26,7 @@ def _check(cond: bool, name: str, expected: str) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network of SPEC §3. ``N`` is the pattern size, ``gridsize`` g gives C = g² patterns per group."""
+    """The network of engine/weights.py. ``N`` is the pattern size, ``gridsize`` g gives C = g² patterns per group."""
 
     N: int = 64
     n_filters_scale: int = 2

@@ -61,7 +61,7 @@ class Dataset:
 
     @property
     def positions(self) -> np.ndarray:
-        """(M, 2) float64 as (x, y), SPEC §2."""
+        """(M, 2) float64 as (x, y), docs/physics.md."""
         return np.stack([self.xcoords, self.ycoords], axis=1).astype(np.float64)
 
     @property

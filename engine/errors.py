@@ -1,4 +1,4 @@
-"""Error types that map to the exit codes of SPEC §5.
+"""Error types that map to the exit codes of docs/protocol.md §4.
 
 Bad input is an ``InputError``: the CLI prints its one-line message and exits 2. Anything else that escapes a
 command is a failure (exit 1). Parity out of tolerance exits 3, cancellation 130.

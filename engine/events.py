@@ -1,4 +1,4 @@
-"""The event protocol (SPEC §5): one JSON object per line from a job to whoever follows it.
+"""The event protocol (docs/protocol.md §1): one JSON object per line from a job to whoever follows it.
 
 Why a module of its own: the console, both backends and scripts must agree on one schema, and the reader must
 survive anything a crashing child or noisy library writes (``parse_line`` never raises). The writer flushes every

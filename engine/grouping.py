@@ -1,4 +1,4 @@
-"""Gridsize grouping (SPEC §2): C = g² nearest neighbours per group via a KD-tree, deterministic per seed.
+"""Gridsize grouping (docs/physics.md): C = g² nearest neighbours per group via a KD-tree, deterministic per seed.
 
 Also the split and per-epoch order shared by both backends, so that they see the same batches in the same order.
 """

@@ -205,7 +205,7 @@ class Job:
             self._stage = None
 
     def stage(self, name: str) -> dict:
-        """Enter a stage (SPEC §5 names); the previous stage's time goes into run.json ``timings``."""
+        """Enter a stage (names in docs/protocol.md §1); the previous stage's time goes into run.json ``timings``."""
         if name not in STAGES:
             raise ValueError(f"unknown stage {name!r}; one of {STAGES}")
         self._close_stage()

@@ -1,4 +1,4 @@
-"""Reconstruction quality metrics of SPEC §7, each with its convention written next to it.
+"""Reconstruction quality metrics (docs/metrics.md), each with its convention written next to it.
 
 A reconstruction is only defined up to a global phase offset, a linear phase ramp, an amplitude scale and a
 (sub-pixel) translation, so ``evaluate`` removes those ambiguities before any number is computed, and compares

@@ -1,4 +1,4 @@
-"""What "the backends agree" means (SPEC §8), as numbers: named tolerances and the checks of every level.
+"""What "the backends agree" means (docs/parity.md), as numbers: named tolerances and the checks of every level.
 
 Each level function compares what the backends computed (gathered by engine.parity_job in child processes — a
 process imports at most one framework) and returns a list of ``Check``. A tolerance is never loosened to make a
@@ -15,7 +15,7 @@ from engine.backends import BACKENDS
 LEVELS = (0, 1, 2, 3)
 
 # --------------------------------------------------------------------------------------------- tolerances
-#: Level 0, max abs error of each op against the float64 numpy oracle, inputs of order 1 (SPEC §8). float32 keeps
+#: Level 0, max abs error of each op against the float64 numpy oracle, inputs of order 1 (docs/parity.md). float32 keeps
 #: ~7 digits; an FFT of 64² adds log2(4096) = 12 rounding steps and a merge sums 4 shifted patches, so honest
 #: float32 results land at 1e-7–1e-6; 1e-5 leaves 10× for different summation orders and nothing for a wrong sign,
 #: a wrong frequency grid or a half-pixel offset (errors of order 1).
@@ -27,8 +27,9 @@ LOSS_REL_TOL = 1e-5
 #: window sum: ~1e-6 relative; a wrong sign, adjoint or weight is of order 1).
 RELATIVE_OPS = frozenset({"refine_gradients"})
 #: Level 1, the same bundle in both backends: ‖O_tf − O_torch‖ / ‖O_torch‖ of the predicted object patches and the
-#: batch loss relative to max(1, |L|) (SPEC §8). Convolutions through ~10 layers in float32 with different
-#: summation orders (oneDNN vs Eigen) agree to ~1e-6 relative; 1e-4 is the spec's bound.
+#: batch loss relative to max(1, |L|) (docs/parity.md). Convolutions through ~10 layers in float32 with different
+#: summation orders (oneDNN vs Eigen) agree to ~1e-6 relative; 1e-4 leaves 100× for that and
+#: nothing for a wrong kernel layout or activation (errors of order 1).
 NETWORK_REL_TOL = 1e-4
 # Level 2 compares what the backends compute in one training step — the gradient and the optimiser's update — not
 # the parameters after one Adam step elementwise: Adam's first step is lr·g/(|g| + ε̂) per component, so a
@@ -89,7 +90,7 @@ def given_gradients(weights: dict[str, np.ndarray], seed: int, steps: int = 3) -
 
 
 #: Cross-loading: the object that bundle A gives in backend B vs in backend A, ‖O_AB − O_AA‖ / ‖O_AA‖. The same
-#: network on the same input is level 1; stitching is shared numpy code, so nothing is added on top (SPEC §8).
+#: network on the same input is level 1; stitching is shared numpy code, so nothing is added on top (docs/parity.md).
 CROSS_REL_TOL = NETWORK_REL_TOL
 
 # Level 3: two trainings of a few epochs from the same weights, seed, groups and batch order are not bit-identical:

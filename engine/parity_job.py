@@ -1,4 +1,4 @@
-"""The parity run (SPEC §8): gather what each backend computes, in child processes, and compare (engine.parity).
+"""The parity run (docs/parity.md): gather what each backend computes, in child processes, and compare (engine.parity).
 
 Levels 0–2 run one probe child per backend (engine.parity_probe: ops, network, one Adam step). Level 3 trains
 each backend with ``pinnacle train`` in its own child, one after the other (two cores: running them at once

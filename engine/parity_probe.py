@@ -1,4 +1,4 @@
-"""Parity levels 0, 1 and 2 (SPEC §8) probed in one backend per process: NPZ in, NPZ out.
+"""Parity levels 0, 1 and 2 (docs/parity.md) probed in one backend per process: NPZ in, NPZ out.
 
 Both frameworks in one process would share (and fight over) threads, allocators and logging, and the console rule
 is that a process imports at most one framework — so the comparison runs each backend in its own child:

@@ -1,4 +1,4 @@
-"""The physics of SPEC §2 in numpy: the oracle that both backends are tested against.
+"""The physics of docs/physics.md in numpy: the oracle that both backends are tested against.
 
 Conventions (docs/physics.md pins each with a test):
 - images are ``[y, x]``; positions are ``(x, y)`` in object pixels and name the probe centre;

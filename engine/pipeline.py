@@ -4,7 +4,7 @@ Everything numpy happens here — scales, groups, split, batching inputs, stitch
 backend (engine.backends.load_backend) only trains and predicts. All input is validated BEFORE the job starts,
 so bad input exits 2 without creating a run directory. Scales: the photon scale (physical) comes from the
 training data and travels in the bundle; the input scale (statistical) is recomputed from whatever data is being
-inferred, because it only normalises the network input's brightness (SPEC §2).
+inferred, because it only normalises the network input's brightness (docs/physics.md, Scaling).
 """
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def resolve_resume(resume: str, runs_root: str | Path, backend: str, cfg: RunCon
     if not p.exists():
         from engine.runstore import RunStore
 
-        p = RunStore(runs_root)._find(resume)  # InputError when there is no such run
+        p = RunStore(runs_root).find(resume)  # InputError when there is no such run
     run_json = p / "run.json" if p.is_dir() else None
     if run_json is not None and run_json.is_file():
         try:
@@ -202,7 +202,7 @@ def require_trained(bundle, source) -> None:
                          "a run cancelled before its first epoch has no usable model)")
 
 
-def _load_data(path: str | Path, require_probe: bool, N: int | None = None, options=None):
+def load_data(path: str | Path, require_probe: bool, N: int | None = None, options=None):
     """Any scan format (engine.dataset.load_dataset); ``options`` (engine.formats.geometry.ScanOptions) add or
     override geometry, crop the detector, or read the probe / positions from other files."""
     from engine.dataset import load_dataset
@@ -214,7 +214,8 @@ def _load_data(path: str | Path, require_probe: bool, N: int | None = None, opti
     return ds
 
 
-def _dataset_info(ds) -> dict:
+def dataset_info(ds) -> dict:
+    """The ``dataset`` record of a run (run.json, run_started): source, size, fingerprint, format, geometry."""
     from engine.dataset import fingerprint
 
     return {"path": ds.source, "M": ds.M, "N": ds.N, "fingerprint": fingerprint(ds), "has_truth": ds.has_truth,
@@ -240,14 +241,14 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
 
     # ---- everything that can be bad input, before the run directory exists
     RunStore(runs_root).check_writable(create=False)
-    ds = dataset if dataset is not None else _load_data(data_path, require_probe=True, options=options)
+    ds = dataset if dataset is not None else load_data(data_path, require_probe=True, options=options)
     check_training_input(str(data_path), ds, cfg)
     test_options = options.without_product() if options is not None else None
-    test_ds = _load_data(test_path, require_probe=False, N=cfg.model.N, options=test_options) if test_path else None
+    test_ds = load_data(test_path, require_probe=False, N=cfg.model.N, options=test_options) if test_path else None
     resume_path = resolve_resume(resume, runs_root, cfg.backend, cfg) if resume else None
     backend = load_backend(cfg.backend)
     backend.check_devices(accelerator, devices)
-    info = _dataset_info(ds)
+    info = dataset_info(ds)
 
     config = {**to_dict(cfg), "test": str(test_path) if test_path else None}
     with Job.start(kind="train", store=RunStore(runs_root), config=config, backend=cfg.backend,
@@ -331,9 +332,9 @@ def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | Non
     bundle = load_bundle(bundle_path)
     require_trained(bundle, bundle_path)
     N = bundle.run_config.model.N
-    ds = _load_data(data_path, require_probe=False, N=N, options=options)
+    ds = load_data(data_path, require_probe=False, N=N, options=options)
     if truth is not None and ds.object is None:
-        truth_ds = _load_data(truth, require_probe=False)
+        truth_ds = load_data(truth, require_probe=False)
         if truth_ds.object is None:
             raise InputError(str(truth), "objectGuess", "expected the true object (objectGuess)")
         ds = replace(ds, object=truth_ds.object)
@@ -345,7 +346,7 @@ def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | Non
     config = {**to_dict(bundle.run_config), "backend": name, "bundle": str(bundle_path),
               "bundle_manifest_sha256": bundle.manifest_sha256, "inference_batch_size": bs}
     with Job.start(kind="infer", store=RunStore(runs_root), config=config, backend=name,
-                   dataset=_dataset_info(ds), events=events, events_fd=events_fd, human=human,
+                   dataset=dataset_info(ds), events=events, events_fd=events_fd, human=human,
                    native_log=native_log) as job:
         job.stage("loading")
         job.log(f"bundle trained by {bundle.backend}, inferring with {name}")

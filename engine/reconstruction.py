@@ -352,7 +352,7 @@ def reconstruct_job(request: ReconstructRequest, ds, bundle, runs_root: str | Pa
 
     from engine.backends import load_backend
     from engine.jobs import Job
-    from engine.pipeline import _dataset_info
+    from engine.pipeline import dataset_info
     from engine.runstore import RunStore
 
     RunStore(runs_root).check_writable(create=False)
@@ -362,7 +362,7 @@ def reconstruct_job(request: ReconstructRequest, ds, bundle, runs_root: str | Pa
               "epochs": cfg.epochs if method != "pinn" else None, "refine": asdict(cfg) if method != "pinn" else None,
               "bundle_manifest_sha256": bundle.manifest_sha256 if bundle is not None else None}
     with Job.start(kind="reconstruct", store=RunStore(runs_root), config=config, backend=request.backend,
-                   dataset=_dataset_info(ds), events=events, events_fd=events_fd, human=human,
+                   dataset=dataset_info(ds), events=events, events_fd=events_fd, human=human,
                    native_log=native_log) as job:
         job.stage("loading")
         job.log(f"reconstructing {request.data} with method {method} ({request.backend})")

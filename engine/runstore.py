@@ -1,4 +1,4 @@
-"""The run store (SPEC §6): one directory per run, a ``run.json`` that is always readable, and a writer lock.
+"""The run store (docs/protocol.md §2): one directory per run, an always readable ``run.json``, a writer lock.
 
 Why this shape: a run killed at any moment must leave a readable record, so ``run.json`` is only ever replaced
 whole (temp file + ``os.replace``). Whether a "running" run is really alive is decided by the kernel, not by a
@@ -196,7 +196,7 @@ class RunStore:
 
     def attach(self, run_id_or_prefix: str) -> Run:
         """Open an existing run for writing (e.g. to continue it). Refused with ``RunLocked`` while it is live."""
-        run_dir = self._find(run_id_or_prefix)
+        run_dir = self.find(run_id_or_prefix)
         lock = _take_lock(run_dir)
         record = _read_record(run_dir)
         if record is None:
@@ -246,7 +246,8 @@ class RunStore:
                 out.append(_resolve(record, run_dir))
         return out
 
-    def _find(self, run_id_or_prefix: str) -> Path:
+    def find(self, run_id_or_prefix: str) -> Path:
+        """The directory of a run given its id, or a unique prefix or part of one; InputError otherwise."""
         key = str(run_id_or_prefix).strip()
         if not key or "/" in key or "\\" in key or key in (".", ".."):
             raise InputError("RUN", key or None, "a run id, or a unique prefix or part of one (see `pinnacle runs`)")
@@ -266,7 +267,7 @@ class RunStore:
 
     def get(self, run_id_or_prefix: str) -> dict:
         """One run's record by id or unique prefix, status resolved."""
-        run_dir = self._find(run_id_or_prefix)
+        run_dir = self.find(run_id_or_prefix)
         record = _read_record(run_dir)
         if record is None:
             raise InputError(str(run_dir / RUN_JSON), None, "a readable run.json")

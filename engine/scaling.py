@@ -1,4 +1,4 @@
-"""Normalisation at ingest — once, in one function — with its three kinds of scaling kept apart (SPEC §2).
+"""Normalisation at ingest — once, in one function — with its three kinds of scaling kept apart (docs/physics.md).
 
 - ``input_scale`` (statistical): network input = measured amplitude × input_scale, chosen so the mean total
   of the squared input per pattern is (N/2)² whatever the dose.

@@ -1,10 +1,10 @@
-"""Canonical parameters of the network (SPEC §3): names, layout and the seeded initial values.
+"""Canonical parameters of the network: names, layout and the seeded initial values.
 
 Canonical layout is torch's: conv kernels ``[out, in, 3, 3]`` (OIHW), biases ``[out]``. Keras stores kernels
 HWIO; ``to_hwio``/``from_hwio`` are the one documented transpose between the two. Initial weights are drawn here
 in numpy (Glorot-uniform kernels, zero biases) so that both backends can start from the very same values.
 
-Network, read top to bottom (both backends implement exactly this; docs/model.md):
+Network, read top to bottom (both backends implement exactly this; docs/backends.md):
   x (B, C, N, N) → encoder.{i}: relu(conv0) → relu(conv1) → maxpool 2×2, i = 0..n_blocks-1  (N → 8)
   for head in (amp, phase): {head}_decoder.{j}: relu(conv0) → relu(conv1) → nearest upsample ×2 (8 → N/2)
   amp_head: conv3×3 → amplitude_max·sigmoid;  phase_head: conv3×3 → π·tanh;  both (B, C, N/2, N/2), zero-padded

@@ -1,4 +1,4 @@
-"""The model bundle (SPEC §4): exact round trip, and every tampered bundle refused with exit 2 by `pinnacle infer`."""
+"""The model bundle (docs/bundle.md): exact round trip; each tampered bundle refused with exit 2 by `pinnacle infer`."""
 from __future__ import annotations
 
 import json

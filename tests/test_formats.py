@@ -491,10 +491,10 @@ def test_training_input_honours_the_mask(tmp_path, scan):
 
 
 def test_a_larger_detector_for_a_smaller_model_suggests_the_crop(tmp_path, scan):
-    from engine.pipeline import _load_data
+    from engine.pipeline import load_data
 
     path = save_scan(tmp_path / "s.cxi", scan)[0]
     with pytest.raises(InputError) as err:
-        _load_data(path, False, N=16)
+        load_data(path, False, N=16)
     assert "--crop 16" in err.value.expected
-    assert _load_data(path, False, N=16, options=ScanOptions(crop=16)).N == 16
+    assert load_data(path, False, N=16, options=ScanOptions(crop=16)).N == 16

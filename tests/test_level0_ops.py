@@ -1,4 +1,4 @@
-"""Level-0 parity (SPEC §8): every op of each backend against the float64 numpy oracle, max abs error ≤ 1e-5.
+"""Level-0 parity (docs/parity.md): every op of each backend against the float64 numpy oracle, max abs error ≤ 1e-5.
 
 One file for both backends: the ``ops`` fixture imports ``engine.<backend>.ops`` (numpy in, numpy out) and skips
 a backend whose framework is not installed. Framework-specific checks (gradients, canonical weights) stay in

@@ -1,4 +1,4 @@
-"""Metrics of SPEC §7: perfect scores for identical images, ambiguity removal, monotone response to noise, FRC,
+"""Metrics of docs/metrics.md: perfect scores for identical images, ambiguity removal, monotone response to noise, FRC,
 the recon file round trip, and `pinnacle evaluate` end to end on a small synthetic dataset."""
 from __future__ import annotations
 

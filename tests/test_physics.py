@@ -1,4 +1,4 @@
-"""Analytic tests of the numpy physics oracle (SPEC §2). docs/physics.md points at each test by name."""
+"""Analytic tests of the numpy physics oracle. docs/physics.md points at each test by name."""
 import numpy as np
 import pytest
 
@@ -182,7 +182,7 @@ def test_poisson_sample_mean():
 
 
 def test_shift_of_a_real_array_stays_real():
-    """The Nyquist bin of the ramp is real (cos πd), so a shifted real weight stays real (SPEC §2 one shift)."""
+    """The Nyquist bin of the ramp is real (cos πd), so a shifted real weight stays real (docs/physics.md)."""
     a = np.random.default_rng(9).random((40, 40))
     assert np.abs(ph.fourier_shift(a, 0.3, 0.7).imag).max() < 1e-12
 

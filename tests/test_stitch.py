@@ -8,7 +8,7 @@ from engine import physics as ph
 
 
 def reference_stitch(patches, positions, weight, shape, origin=(0, 0), pad=4):
-    """SPEC §2 stitching written plainly: pad each weighted patch to L×L, shift it by its fractional position
+    """docs/physics.md stitching written plainly: pad each weighted patch to L×L, shift it by its fractional position
     with a 2-D Fourier shift periodic over the window (fftfreq grid, real Nyquist bin), add it at the integer
     position."""
     M, N, _ = patches.shape
@@ -23,7 +23,7 @@ def reference_stitch(patches, positions, weight, shape, origin=(0, 0), pad=4):
         oy = positions[m, 1] - N // 2 - origin[1]
         bx, by = int(np.floor(ox)), int(np.floor(oy))
         fx, fy = ox - bx, oy - by
-        # Hermitian ramp: the Nyquist bin of each axis is real, cos(π f) (SPEC's one shift, engine.physics.ramp_1d)
+        # Hermitian ramp: the Nyquist bin of each axis is real, cos(π f) (docs/physics.md, engine.physics.ramp_1d)
         ry = np.where(k == -0.5, np.cos(np.pi * fy), np.exp(-2j * np.pi * k * fy))
         rx = np.where(k == -0.5, np.cos(np.pi * fx), np.exp(-2j * np.pi * k * fx))
         ramp = ry[:, None] * rx[None, :]

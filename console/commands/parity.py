@@ -1,4 +1,4 @@
-"""`pinnacle parity DATA.npz [--test HELD_OUT.npz]`: prove that the two backends agree (SPEC §8, docs/parity.md).
+"""`pinnacle parity DATA.npz [--test HELD_OUT.npz]`: prove that the two backends agree (docs/parity.md).
 
 A job of kind "parity": levels 0–2 in one probe child per backend, level 3 as ``pinnacle train``/``infer``
 children (engine.parity_job), then parity.json, parity.md and images in the run directory and a verdict table on
@@ -127,14 +127,14 @@ def register(app: typer.Typer) -> None:
         from pathlib import Path
 
         from engine.errors import EXIT_PARITY, InputError
-        from engine.pipeline import _dataset_info, _load_data
+        from engine.pipeline import dataset_info, load_data
 
         lv = parse_levels(levels)
         if as_json and events == "-":
             raise InputError("--json", None, "expected the event stream elsewhere than stdout (--events PATH)")
-        ds = _load_data(data, require_probe=True)
+        ds = load_data(data, require_probe=True)
         test_path = test or data
-        test_ds = _load_data(test_path, require_probe=False) if test else ds
+        test_ds = load_data(test_path, require_probe=False) if test else ds
         check_options(ds, test_ds, test_path, epochs, gridsize, seed, filters_scale, lv)
 
         from engine import parity_job, parity_report
@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
         config = {"data": opts.data, "test": opts.test, "epochs": epochs, "gridsize": gridsize, "seed": seed,
                   "filters_scale": filters_scale, "levels": list(lv)}
         with Job.start(kind="parity", store=RunStore(runs), config=config, backend="both",
-                       dataset=_dataset_info(ds), events=events, events_fd=events_fd,
+                       dataset=dataset_info(ds), events=events, events_fd=events_fd,
                        human=None if progress else False, native_log=native_log(ctx)) as job:
             job.stage("loading")
             job.log(f"parity levels {', '.join(map(str, lv))} on {data}" + (f", held out {test}" if test else ""))

@@ -101,11 +101,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train the physics-informed network and write a model bundle (run dir: bundle/, checkpoints/)."""
         from engine.backends import canonical_name
-        from engine.pipeline import _load_data, train_job
+        from engine.pipeline import load_data, train_job
 
         name = canonical_name(backend)
         options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
-        ds = _load_data(data, require_probe=True, options=options)
+        ds = load_data(data, require_probe=True, options=options)
         cfg = build_config(ds, name, epochs, gridsize, n_groups or None, batch_size, filters_scale,
                            learning_rate, loss, seed, val_fraction)
         dev = parse_devices(devices)

@@ -1,4 +1,4 @@
-"""The SPEC §3 network as a Keras 3 functional model whose layers carry the canonical parameter names.
+"""The network of engine/weights.py as a Keras 3 functional model whose layers carry the canonical parameter names.
 
 engine/weights.py is normative. Keras convolutions run channels-last (the layout oneDNN is fastest with on CPU),
 so the model takes the channels-first ``(B, C, N, N)`` input of the backend API, transposes once at the input and

@@ -1,4 +1,4 @@
-"""The SPEC §3 network as a torch ``nn.Module`` whose ``state_dict`` keys are the canonical parameter names.
+"""The network of engine/weights.py as a torch ``nn.Module`` whose ``state_dict`` keys are the canonical names.
 
 engine/weights.py is normative; the module tree below is laid out so that torch's own naming reproduces it
 (``encoder.0.conv0.weight``, ``amp_decoder.1.conv1.bias``, ``phase_head.weight``), and torch's OIHW kernels are

@@ -16,7 +16,7 @@ import torch
 
 
 class KerasAdam(torch.optim.Optimizer):
-    """Constant learning rate, no weight decay, no amsgrad — exactly what the spec's training uses."""
+    """Constant learning rate, no weight decay, no amsgrad — exactly what training uses (docs/backends.md)."""
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-7):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
