@@ -174,9 +174,7 @@ def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
     """
     if device == "cpu":
         torch.set_num_threads(cpu_threads())
-    # Channels-last lets oneDNN pick its blocked conv kernels: ~2× inference on 2 CPU cores (docs/performance.md).
-    # Training runs in the default (contiguous) layout.
-    module = _module(cfg, weights, consts).to(device).eval().to(memory_format=torch.channels_last)
+    module = _module(cfg, weights, consts).to(device).eval()  # channels-last inside (engine/torch/model.py)
     M = len(x)
     if offsets is None:
         offsets = np.zeros((M, cfg.channels, 2), np.float32)
@@ -184,7 +182,6 @@ def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
     with torch.inference_mode():
         for s in range(0, M, batch_size):
             xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size], np.float32)).to(device)
-            xb = xb.contiguous(memory_format=torch.channels_last)
             ob = torch.from_numpy(np.ascontiguousarray(offsets[s:s + batch_size], np.float32)).to(device)
             out[s:s + batch_size] = module(xb, ob).cpu().numpy()
             if progress is not None:
