@@ -70,7 +70,25 @@ def entry() -> None:
     code = main(native_log=native)
     if native is not None:
         native.close(code)
+    if "tensorflow" in sys.modules or "torch" in sys.modules:
+        exit_now(code)
     sys.exit(code)
+
+
+def exit_now(code: int) -> None:
+    """End a process that loaded a framework without the interpreter's teardown: the run is finished and every file
+    is closed by now, and tearing down TensorFlow or PyTorch (their thread pools, thousands of objects) took 1.0–1.3 s
+    after the run's last event (docs/performance.md). Python-level buffers are flushed first."""
+    import logging
+    import os
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None, native_log=None) -> int:
