@@ -379,6 +379,13 @@ def reconstruct_job(request: ReconstructRequest, ds, bundle, runs_root: str | Pa
             save_reconstruction(job, start, ds, data_source=request.data, backend_name=request.backend,
                                 method="pinn", costs=costs, provenance=provenance, prefix="pinn")
         probe = ds.probe if ds.probe is not None else bundle.probe
+        if start is not None:
+            from engine.refine import hybrid_start
+
+            first, why = hybrid_start(start.object, probe, bundle.run_config.model.gridsize)
+            if why is not None:
+                job.log(f"hybrid: {why}")
+                start = replace(start, object=first, meta={**start.meta, "hybrid_start": "amplitude"})
         rec, history, status = refine_reconstruction(job, backend, ds, probe, start, cfg, method)
         costs = [h["train_loss"] for h in history]
         if status == "diverged":

@@ -271,3 +271,26 @@ def test_hybrid_starts_from_the_network_and_beats_it(tmp_path: Path):
     assert (run / "recon_pinn.npz").is_file()
     assert final["complex"]["nrmse"] < 0.5 * pinn["complex"]["nrmse"]
     assert final["phase"]["ssim"] > pinn["phase"]["ssim"]
+    # the fixture's disk probe is its own twin and the bundle is gridsize 1: the network's amplitude is the start
+    assert "hybrid: the probe is its own twin" in (run / "events.jsonl").read_text()
+
+
+def test_twin_asymmetry_is_zero_for_a_real_centred_disk_and_large_with_defocus():
+    from engine.simulate import make_probe
+
+    assert R.twin_asymmetry(make_probe("disk", 64, 10.0)) < 1e-6
+    assert R.twin_asymmetry(make_probe("disk", 64, 10.0, defocus=3.0)) > 1.0
+
+
+def test_hybrid_start_drops_the_network_phase_only_for_a_self_twin_probe_at_gridsize_1():
+    from engine.simulate import make_probe
+
+    rng = np.random.default_rng(0)
+    obj = (rng.uniform(0.5, 1.0, (40, 40)) * np.exp(1j * rng.uniform(-1, 1, (40, 40)))).astype(np.complex64)
+    disk, defocused = make_probe("disk", 64, 10.0), make_probe("disk", 64, 10.0, defocus=3.0)
+    start, why = R.hybrid_start(obj, disk, gridsize=1)
+    assert why is not None and "its own twin" in why
+    np.testing.assert_array_equal(start, np.abs(obj).astype(np.complex64))
+    for probe, gridsize in ((disk, 2), (defocused, 1)):
+        start, why = R.hybrid_start(obj, probe, gridsize)
+        assert why is None and start is obj
