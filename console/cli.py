@@ -70,7 +70,9 @@ def entry() -> None:
     code = main(native_log=native)
     if native is not None:
         native.close(code)
-    if "tensorflow" in sys.modules or "torch" in sys.modules:
+    from engine.backends import frameworks_loaded
+
+    if frameworks_loaded():
         exit_now(code)
     sys.exit(code)
 

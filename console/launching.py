@@ -12,8 +12,10 @@ from pathlib import Path
 
 from console.commands.train import DEFAULT_EPOCHS
 from console.messages import JobRequest
+from engine.backends import LABELS  # the registry; imports no framework
 
-BACKENDS = (("tensorflow", "TensorFlow"), ("torch", "PyTorch"), ("both", "Both = parity run"))
+#: (id, label): each backend of the registry in its order, then the parity run of both.
+BACKENDS = (*LABELS.items(), ("both", "Both = parity run"))
 METHODS = (("hybrid", "hybrid"), ("pinn", "PINN"), ("iterative", "iterative"))
 METHOD_HINTS = {
     "hybrid": "the bundle's PINN object, then refined against the data",

@@ -120,15 +120,16 @@ def load_parity(run_dir: str | Path) -> ParityView:
         return ParityView(str(run_dir), message=f"no readable parity.json in {run_dir.name} ({type(exc).__name__})")
     raw = [c for c in report.get("checks") or [] if isinstance(c, dict)]
     checks = _check_rows(raw)
+    first, second = BACKENDS  # ParityView's tf, torch columns
     m = _by_backend(report.get("metrics"))
-    names = list(dict.fromkeys([*m.get("tensorflow", {}), *m.get("torch", {})]))
+    names = list(dict.fromkeys([*m.get(first, {}), *m.get(second, {})]))
     shown = [n for n in METRICS_SHOWN if n in names]
     names = shown or names
-    metrics = tuple((n, _num(m["tensorflow"].get(n)), _num(m["torch"].get(n))) for n in names)
+    metrics = tuple((n, _num(m[first].get(n)), _num(m[second].get(n))) for n in names)
     r = _by_backend(report.get("runtimes"))
-    stages = list(dict.fromkeys([*r.get("tensorflow", {}), *r.get("torch", {})]))
-    runtimes = tuple((s, _num(r["tensorflow"].get(s)), _num(r["torch"].get(s))) for s in stages)
-    (ta, tp), (pa, pp) = _recon(run_dir, report, "tensorflow"), _recon(run_dir, report, "torch")
+    stages = list(dict.fromkeys([*r.get(first, {}), *r.get(second, {})]))
+    runtimes = tuple((s, _num(r[first].get(s)), _num(r[second].get(s))) for s in stages)
+    (ta, tp), (pa, pp) = _recon(run_dir, report, first), _recon(run_dir, report, second)
     flags = [c.get("passed") for c in raw]
     passed = report.get("passed") if isinstance(report.get("passed"), bool) else (
         all(flags) if flags and all(isinstance(f, bool) for f in flags) else None)

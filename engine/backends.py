@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -19,9 +20,10 @@ from engine.errors import BackendUnavailable, InputError
 class BackendInfo:
     name: str  # canonical name (config, run.json, bundles)
     label: str  # for people
+    short: str  # for people, where space is short (the console's run screen)
     aliases: tuple[str, ...]
     frameworks: tuple[str, ...]  # modules that must import
-    package: str  # engine package holding backend.py (the contract) and ops.py (level-0 parity)
+    package: str  # engine package: backend.py (the contract), ops.py (level-0 parity), checkpoints.py (--resume)
     install: str  # CPU install command (README "GPU install" for CUDA builds)
 
     @property
@@ -32,11 +34,16 @@ class BackendInfo:
     def ops_module(self) -> str:
         return f"{self.package}.ops"
 
+    @property
+    def checkpoints_module(self) -> str:
+        """Light (no framework import): ``find_checkpoint(path, given)`` → what ``backend.train`` resumes from."""
+        return f"{self.package}.checkpoints"
+
 
 REGISTRY: tuple[BackendInfo, ...] = (
-    BackendInfo("tensorflow", "TensorFlow", ("tf", "keras"), ("tensorflow", "keras"), "engine.tf",
+    BackendInfo("tensorflow", "TensorFlow", "TF", ("tf", "keras"), ("tensorflow", "keras"), "engine.tf",
                 "pip install tensorflow-cpu keras"),
-    BackendInfo("torch", "PyTorch", ("pytorch",), ("torch", "lightning"), "engine.torch",
+    BackendInfo("torch", "PyTorch", "PyTorch", ("pytorch",), ("torch", "lightning"), "engine.torch",
                 "pip install torch==2.13.0 lightning"),
 )
 BACKENDS: tuple[str, ...] = tuple(b.name for b in REGISTRY)
@@ -44,9 +51,10 @@ DEFAULT_BACKEND = "tensorflow"
 ALIASES = {alias: b.name for b in REGISTRY for alias in b.aliases}
 INSTALL = {b.name: b.install for b in REGISTRY}
 LABELS = {b.name: b.label for b in REGISTRY}
+SHORT_LABELS = {b.name: b.short for b in REGISTRY}
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "ALIASES", "INSTALL", "LABELS", "REGISTRY", "BackendInfo", "info",
-           "canonical_name", "is_installed", "installed_backends", "load_backend"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "ALIASES", "INSTALL", "LABELS", "SHORT_LABELS", "REGISTRY", "BackendInfo",
+           "info", "canonical_name", "is_installed", "installed_backends", "frameworks_loaded", "load_backend"]
 
 
 def info(name: str) -> BackendInfo:
@@ -79,6 +87,11 @@ def _findable(module: str) -> bool:
 
 def installed_backends() -> tuple[str, ...]:
     return tuple(b for b in BACKENDS if is_installed(b))
+
+
+def frameworks_loaded() -> bool:
+    """Whether any backend's main framework module has been imported into this process."""
+    return any(b.frameworks[0] in sys.modules for b in REGISTRY)
 
 
 def load_backend(name: str | None) -> ModuleType:

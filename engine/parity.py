@@ -225,7 +225,7 @@ def level2_checks(case: str, w0: dict[str, np.ndarray], lr: float, reduction: in
        counted, not compared; and that a step of about lr was taken.
     """
     names = list(w0)
-    for label, out in (("tf", tf_out), ("torch", torch_out)):
+    for label, out in zip(BACKENDS, (tf_out, torch_out)):
         for part in ("grads", "stepped", "optimized"):
             if set(getattr(out, part)) != set(names):
                 diff = sorted(set(getattr(out, part)) ^ set(names))
@@ -283,8 +283,9 @@ LEVEL3_METRICS = (
 def level3_checks(metrics: dict[str, dict[str, float | None]]) -> list[Check]:
     """Metrics of each backend's own reconstruction ({backend: {metric: value}}) against the other's."""
     checks = []
+    first, second = BACKENDS
     for key, tol, how in LEVEL3_METRICS:
-        a, b = metrics["tensorflow"].get(key), metrics["torch"].get(key)
+        a, b = metrics[first].get(key), metrics[second].get(key)
         if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
             checks.append(Check(f"{key} agreement", 3, key, None, tol, False, f"missing (tf {a}, torch {b})"))
             continue

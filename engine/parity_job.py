@@ -111,13 +111,14 @@ def run_probes(job, ds, opts: ParityOptions, work: Path) -> list[Check]:
         want = oracle_outputs(ops_in)
         for b in backends:
             checks += parity.level0_checks(b, ops_out[b], want)
+    first, second = BACKENDS
     for name, case in cases.items():
         if 1 in wanted:
-            checks += parity.level1_checks(name, outs["tensorflow"][name], outs["torch"][name])
+            checks += parity.level1_checks(name, outs[first][name], outs[second][name])
         if 2 in wanted:
             checks += parity.level2_checks(name, case.weights, case.cfg.training.learning_rate,
-                                           parity.reduction_length(case.batch), outs["tensorflow"][name],
-                                           outs["torch"][name], case.given)
+                                           parity.reduction_length(case.batch), outs[first][name],
+                                           outs[second][name], case.given)
     if step is not None:
         checks += parity_refine.step_checks(step, refine_out)
     return checks

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from engine import refine as R
+from engine.backends import BACKENDS
 from engine.parity import Check, _at_most
 
 #: Level 2, one refinement step: ‖ΔO_backend − ΔO_other‖ / ‖ΔO_other‖ (and the same for the probe). The update is
@@ -137,13 +138,14 @@ def step_checks(case: StepCase, got: dict[str, dict[str, np.ndarray]]) -> list[C
 
 def end_to_end_checks(objects: dict[str, np.ndarray], metrics: dict[str, dict]) -> list[Check]:
     """The two backends' iteratively refined objects of the held-out scan, and their phase SSIM."""
-    a, b = objects.get("tensorflow"), objects.get("torch")
+    first, second = BACKENDS
+    a, b = objects.get(first), objects.get(second)
     if a is None or b is None or np.shape(a) != np.shape(b):
         return [Check("refined object, tensorflow vs torch", 3, "refined object", None, REFINE_OBJECT_TOL, False,
                       "a refined object is missing or on another grid")]
     checks = [_at_most("refined object, tensorflow vs torch", 3, "refined object", _rel(a, b), REFINE_OBJECT_TOL,
                        "‖O_tf − O_torch‖ / ‖O_torch‖ (iterative refinement, complex object)")]
-    sa, sb = (metrics.get(k, {}).get("phase_ssim") for k in ("tensorflow", "torch"))
+    sa, sb = (metrics.get(k, {}).get("phase_ssim") for k in (first, second))
     if isinstance(sa, (int, float)) and isinstance(sb, (int, float)):
         checks.append(_at_most("refined phase SSIM agreement", 3, "refined phase_ssim", abs(sa - sb),
                                REFINE_OBJECT_TOL, f"tf {sa:.5f} vs torch {sb:.5f}; |Δ| (an SSIM moves less than the "

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.backends import BACKENDS, LABELS
 from engine.jsonsafe import json_safe  # noqa: F401  (the parity command uses parity_report.json_safe)
 from engine.parity import Check
 
 FORMAT = 1
-LABELS = {"tensorflow": "TensorFlow", "torch": "PyTorch"}
 LEVEL_TITLES = {0: "Level 0 — ops vs the numpy oracle", 1: "Level 1 — same weights, same network output",
                 2: "Level 2 — one training step: gradients, optimiser rule, update", 3: "Level 3 — end to end (train, infer, evaluate)",
                 "cross": "Cross-loading — each bundle in the other backend"}
@@ -92,6 +92,8 @@ def write_json(path: Path, report: dict) -> Path:
 def markdown(report: dict, run_id: str) -> str:
     ok = report["passed"]
     opts = report["options"]
+    first, second = BACKENDS
+    la, lb = LABELS[first], LABELS[second]
     lines = [f"# Parity report {run_id}", "",
              f"**Verdict: {'PASS — the two backends agree on every check' if ok else 'FAIL — out of tolerance'}** "
              f"({sum(c['passed'] for c in report['checks'])} of {len(report['checks'])} checks pass; exit code "
@@ -126,18 +128,18 @@ def markdown(report: dict, run_id: str) -> str:
                   "After removing the global phase offset and phase ramp, scaling amplitude by a least-squares "
                   "factor and registering sub-pixel shifts (docs/metrics.md); PSNR with peak 1, SSIM with phase "
                   "mapped to [0, 1], FRC50 as a resolution in pixels.", "",
-                  "| metric | TensorFlow | PyTorch | Δ (PyTorch − TensorFlow) |", "|---|---|---|---|"]
-        for key in m.get("tensorflow", {}):
-            a, b = m["tensorflow"].get(key), m["torch"].get(key)
+                  f"| metric | {la} | {lb} | Δ ({lb} − {la}) |", "|---|---|---|---|"]
+        for key in m.get(first, {}):
+            a, b = m[first].get(key), m[second].get(key)
             d = b - a if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
             lines.append(f"| {key} | {_fmt(a)} | {_fmt(b)} | {_fmt(d, '+.3g')} |")
         lines.append("")
     if report["runtimes"]:
         r = report["runtimes"]
         lines += ["## Runtimes per stage (same machine, one after the other)", "",
-                  "| stage | TensorFlow | PyTorch | PyTorch / TensorFlow |", "|---|---|---|---|"]
-        for key in r.get("tensorflow", {}):
-            a, b = r["tensorflow"].get(key), r["torch"].get(key)
+                  f"| stage | {la} | {lb} | {lb} / {la} |", "|---|---|---|---|"]
+        for key in r.get(first, {}):
+            a, b = r[first].get(key), r[second].get(key)
             ratio = b / a if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else None
             lines.append(f"| {key} | {_fmt(a, '.3g')} | {_fmt(b, '.3g')} | {_fmt(ratio, '.2f')} |")
         lines += ["", "The first epoch includes building (TensorFlow: tracing) the training step; inference "
@@ -172,7 +174,8 @@ def write_images(directory: Path, objects: dict[str, np.ndarray]) -> dict[str, s
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    a, b = objects["tensorflow"], objects["torch"]
+    first, second = BACKENDS
+    a, b = objects[first], objects[second]
     covered, damp, dphi = difference_images(a, b)
     offset = np.angle(np.sum((a * np.conj(b))[covered])) if covered.any() else 0.0
     out = {}
@@ -193,8 +196,8 @@ def write_images(directory: Path, objects: dict[str, np.ndarray]) -> dict[str, s
             diff = dphi
         lim = float(np.abs(diff).max()) or 1e-12
         imgs.append((diff, "RdBu_r", -lim, lim))
-        titles = [f"{LABELS['tensorflow']} {part}",
-                  f"{LABELS['torch']} {part}" + (f" (offset {offset:+.2f} rad matched)" if part == "phase" else ""),
+        titles = [f"{LABELS[first]} {part}",
+                  f"{LABELS[second]} {part}" + (f" (offset {offset:+.2f} rad matched)" if part == "phase" else ""),
                   f"difference (max |Δ| {lim:.2g}{' rad' if part == 'phase' else ''})"]
         for ax, (img, cmap, vmin, vmax), title in zip(axes, imgs, titles):
             im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")

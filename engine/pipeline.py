@@ -128,9 +128,12 @@ def _finite(x) -> float | None:
 # ----------------------------------------------------------------------------------------------- resume
 def resolve_resume(resume: str, runs_root: str | Path, backend: str, cfg: RunConfig) -> Path:
     """``--resume``: a run directory, a run id under the run store, or a checkpoint → what the backend restores
-    (torch: a Lightning ``.ckpt`` file; tensorflow: a checkpoint directory). Checked before the job starts."""
+    (torch: a Lightning ``.ckpt`` file; tensorflow: a checkpoint directory), found by the backend's light
+    ``checkpoints`` module (engine/<backend>/checkpoints.py, no framework import). Checked before the job starts."""
+    import importlib
     import json
 
+    from engine.backends import info
     from engine.config import to_dict
 
     p = Path(resume)
@@ -152,19 +155,7 @@ def resolve_resume(resume: str, runs_root: str | Path, backend: str, cfg: RunCon
             raise InputError("--resume", resume, f"expected the same model as the run ({old}); pass the same "
                              "--gridsize/--filters-scale")
         p = p / "checkpoints"
-    if backend == "torch":
-        if p.is_dir():
-            found = sorted(p.glob("*.ckpt"), key=lambda c: (c.name == "last.ckpt", c.stat().st_mtime))
-            if not found:
-                raise InputError("--resume", resume, "expected a run or directory holding a Lightning .ckpt")
-            p = found[-1]
-        if p.suffix != ".ckpt":
-            raise InputError("--resume", resume, "expected a Lightning checkpoint (.ckpt) written by Pinnacle")
-        return p
-    directory = p if p.is_dir() else p.parent
-    if not (directory / "checkpoint").is_file():
-        raise InputError("--resume", resume, "expected a run or directory holding a TensorFlow checkpoint")
-    return directory
+    return importlib.import_module(info(backend).checkpoints_module).find_checkpoint(p, resume)
 
 
 # -------------------------------------------------------------------------------------------------- jobs

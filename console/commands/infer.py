@@ -1,7 +1,8 @@
 """`pinnacle infer BUNDLE DATA.npz`: reconstruct a scan with a trained model bundle (either backend's).
 
-Module level imports only typer/stdlib. Outputs go into a new run: recon.npz, amplitude.png, phase.png,
-product.h5, product.cxi, and metrics.json when the data holds the true object (docs/pipeline.md).
+Module level imports only typer/stdlib and the backend registry (engine/backends.py, stdlib only). Outputs go into
+a new run: recon.npz, amplitude.png, phase.png, product.h5, product.cxi, and metrics.json when the data holds the
+true object (docs/pipeline.md).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 from console.commands.common import (check_worker, crop_option, detector_pixel_option, distance_option,
                                      energy_option, events_fd_option, events_option, native_log, probe_from_option,
                                      product_option, progress_option, runs_option, scan_options, worker_option)
+from engine.backends import DEFAULT_BACKEND  # the registry: stdlib only, no framework
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +21,7 @@ def register(app: typer.Typer) -> None:
         bundle: str = typer.Argument(..., metavar="BUNDLE", help="Model bundle directory or .zip."),
         data: str = typer.Argument(..., metavar="DATA", help="Scan to reconstruct: NPZ, CXI or Ptychodus "
                                    "diffraction.h5 (probe optional: the bundle's is used)."),
-        backend: str = typer.Option("tensorflow", "--backend", "-b",
+        backend: str = typer.Option(DEFAULT_BACKEND, "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch); any backend "
                                          "loads any bundle."),
         batch_size: int = typer.Option(None, "--batch-size", help="Patterns per batch (default: the bundle's, 64)."),

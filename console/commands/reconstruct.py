@@ -3,7 +3,7 @@
 `pinn` is the network's inference (what `pinnacle infer` does, needs --bundle); `iterative` refines the object from
 a flat start against the measured counts (no bundle: a classical baseline); `hybrid` is `pinn`, then refinement
 from its output. The default is `hybrid` when a bundle is given, `iterative` otherwise. docs/refinement.md.
-Module level imports only typer/stdlib; the engine and the framework load inside the command.
+Module level imports only typer/stdlib and the backend registry; the engine and the framework load inside the command.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import typer
 from console.commands.common import (check_worker, crop_option, detector_pixel_option, distance_option,
                                      energy_option, events_fd_option, events_option, native_log, probe_from_option,
                                      product_option, progress_option, runs_option, scan_options, worker_option)
+from engine.backends import DEFAULT_BACKEND  # the registry: stdlib only, no framework
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
                                         "scan in well under 30 s on 2 cores)."),
         refine_probe: bool = typer.Option(False, "--refine-probe",
                                           help="Refine the probe too (after 2 object-only epochs)."),
-        backend: str = typer.Option("tensorflow", "--backend", "-b",
+        backend: str = typer.Option(DEFAULT_BACKEND, "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch)."),
         batch_size: int = typer.Option(None, "--batch-size", help="Network inference batch (default: the bundle's)."),
         energy_ev: float = energy_option(),

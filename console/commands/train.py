@@ -1,7 +1,7 @@
 """`pinnacle train DATA.npz`: train the PINN on a scan and save a model bundle into a new run.
 
-Module level imports only typer/stdlib; the engine and the selected framework load inside the command, so
-`pinnacle --help` never imports TensorFlow or PyTorch.
+Module level imports only typer/stdlib and the backend registry (engine/backends.py, stdlib only); the engine and
+the selected framework load inside the command, so `pinnacle --help` never imports TensorFlow or PyTorch.
 
 CLI defaults are sized for the demo: the bundled fixture (N = 64, ~250 patterns) trains in about a minute on
 2 CPU cores with the default TensorFlow backend. The paper network is ``--filters-scale 2``; the CLI default is 1
@@ -16,6 +16,7 @@ import typer
 from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
                                      events_fd_option, events_option, native_log, probe_from_option, product_option,
                                      progress_option, runs_option, scan_options)
+from engine.backends import DEFAULT_BACKEND  # the registry: stdlib only, no framework
 
 #: CLI defaults (see the module docstring: about one minute on the fixture with 2 cores).
 DEFAULT_EPOCHS = 20
@@ -60,7 +61,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         data: str = typer.Argument(..., metavar="DATA", help="Training scan (NPZ, CXI, Ptychodus diffraction.h5) "
                                    "with a probe."),
-        backend: str = typer.Option("tensorflow", "--backend", "-b",
+        backend: str = typer.Option(DEFAULT_BACKEND, "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch)."),
         epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs",
                                    help=f"Epochs (default {DEFAULT_EPOCHS}: about a minute on the fixture with 2 cores, tensorflow)."),

@@ -16,6 +16,7 @@ from console.launching import (BACKENDS, METHOD_HINTS, METHODS, REFINE_EPOCHS, T
 from console.messages import StartJob
 from console.readers import BundleInfo, list_bundles
 from console.widgets.path_suggester import PathSuggester
+from engine.backends import DEFAULT_BACKEND
 
 
 def _field_input(field) -> Input:
@@ -173,14 +174,14 @@ class LaunchScreen(Screen):
 
     def train_request(self):
         values = {f.id: self.value(f.id) for f in TRAIN_FIELDS}
-        return train_request(self._radio("#launch-backend", "backend-", "tensorflow"), self.value("data"),
+        return train_request(self._radio("#launch-backend", "backend-", DEFAULT_BACKEND), self.value("data"),
                              self.value("test"), values)
 
     def reconstruct_request(self):
         bundle = self.selected_bundle()
         return reconstruct_request(self._radio("#launch-method", "method-", "hybrid"), self.value("scan"),
                                    bundle.path if bundle else None,
-                                   self._radio("#launch-recon-backend", "recon-backend-", "tensorflow"),
+                                   self._radio("#launch-recon-backend", "recon-backend-", DEFAULT_BACKEND),
                                    self.value("refine-epochs"))
 
     def _current_request(self):

@@ -21,6 +21,7 @@ from console.state import (CANCELLED, FAILED, INTERRUPTED, OK, OUTSIDE, RUNNING,
 from console.widgets.image import ImageView
 from console.widgets.log_tail import LogTail
 from console.widgets.loss_plot import LossPlot
+from engine.backends import SHORT_LABELS
 
 ICONS = {RUNNING: ("●", "green"), OK: ("✔", "green"), FAILED: ("✘", "red"), CANCELLED: ("■", "yellow"),
          INTERRUPTED: ("✘", "magenta")}
@@ -233,7 +234,7 @@ class RunScreen(Screen):
             series["refine"] = (tuple(e for e, _ in view.refine_loss), tuple(v for _, v in view.refine_loss))
         for sub in self.app.views.values():  # a parity run: the losses of its two trainings
             if sub.parent == view.key and sub.train_loss:
-                short = {"tensorflow": "TF", "torch": "PyTorch"}.get(sub.backend, sub.backend)
+                short = SHORT_LABELS.get(sub.backend, sub.backend)
                 series[f"{short} train"] = (sub.loss_epochs, sub.train_loss)
                 if sub.val_loss:
                     series[f"{short} val"] = (sub.val_epochs, sub.val_loss)

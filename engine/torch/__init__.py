@@ -1,4 +1,5 @@
-"""PyTorch/Lightning backend. Importing any engine.torch module imports torch: only job processes do.
+"""PyTorch/Lightning backend. Its modules import torch (only job processes do), except the light ``checkpoints.py``
+that the command line uses before a job starts.
 
 OpenMP's idle threads spin before they sleep (libgomp: 300,000 turns unless told otherwise). With another process
 on one of two cores, a spinning thread keeps its core from the thread everyone waits for at the next barrier: a
