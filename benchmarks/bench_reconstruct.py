@@ -108,7 +108,9 @@ def child(backend: str, method: str, data: str, bundle: str | None, epochs: int,
         t0 = time.perf_counter()
         rec = pinn_reconstruction(_Job(), b, ds, module, b.run_config.inference.batch_size)
         start_seconds = time.perf_counter() - t0
-        start_obj, weight, shape, origin = rec.object, rec.weight, rec.object.shape, rec.origin
+        # the same start as `pinnacle reconstruct --method hybrid` (engine/refine.py hybrid_start)
+        start_obj, _ = R.hybrid_start(rec.object, ds.probe, b.run_config.model.gridsize)
+        weight, shape, origin = rec.weight, rec.object.shape, rec.origin
     s = compute_scales(ds.measured, ds.probe).photon_scale
     problem = R.make_problem(ds.measured ** 2, ds.positions, ds.probe * np.float32(s), shape, origin, cfg.margin,
                              valid=ds.valid)
