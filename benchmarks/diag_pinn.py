@@ -63,7 +63,7 @@ def physics_floor(ds, n_groups: int = 128) -> None:
     centre = truth * physics.center_mask(N, N // 2)
     print(f"   the predicted N/2 centre only, fitted scale         {deviance(ds.probe, centre, fitted, counts):10.4f}")
     for g in (2, 3):
-        groups = grouping.make_groups(ds.positions, g, N, None, 0, max(4, g * g))
+        groups = grouping.make_groups(ds.positions, g, N, None, 0, grouping.default_neighbours(g))
         sel = np.arange(min(n_groups, len(groups)))
         members = groups.indices[sel]
         region, _ = physics.merge_group(centre[members], groups.offsets[sel])
@@ -126,7 +126,8 @@ def gradient_norms(ds, epochs: int, gridsize: int) -> None:
 
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     cfg = RunConfig(model=ModelConfig(N=ds.N, n_filters_scale=1, gridsize=gridsize),
-                    training=TrainingConfig(epochs=epochs, neighbours=max(4, gridsize ** 2)), backend="torch")
+                    training=TrainingConfig(epochs=epochs, neighbours=grouping.default_neighbours(gridsize)),
+                    backend="torch")
     data, consts = prepare_training(ds, cfg)
     module = PinnModel(cfg, consts, init_weights(cfg.model, 0))
     opt = module.configure_optimizers()

@@ -17,9 +17,11 @@ weights (engine.weights) and the batch order (engine.grouping), then calls the b
            (engine/refine.py: the object, optionally the probe, fitted to the counts; numpy in and out)
     ops  — a module mirroring engine.physics for level-0 parity: fourier_shift, merge_group, reextract_group,
            forward_intensity, poisson_deviance, amplitude_mae (numpy in, numpy out)
+    check_devices(accelerator: str, devices) -> None   (refuses a device request; starts with ``check_accelerator``)
 
 Tensors cross this boundary as numpy, channels-first ``(B, C, N, N)``; a backend transposes internally if it wants.
-Both backends batch with ``gather_batch`` so they see identical arrays in identical order.
+Both backends batch with ``gather_batch`` so they see identical arrays in identical order, and ``predict`` runs
+its batches through ``predict_in_batches`` (each backend supplies the per-batch call).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from engine.errors import InputError
 from engine.grouping import Groups
 
 
@@ -67,6 +70,23 @@ class TrainingData:
         return gather_batch(self.amplitude, groups.take(sel), self.input_scale)
 
 
+def predict_in_batches(step: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray,
+                       offsets: np.ndarray | None, batch_size: int, channels: int, N: int,
+                       progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """The batched loop of every backend's ``predict``: (M, C, N, N) complex64 from ``step(xb, ob)``, the backend's
+    call on one batch (numpy slices of x and offsets in, numpy out); offsets None means zeros.
+    ``progress(done, total)`` after every batch (it may raise to cancel)."""
+    M = len(x)
+    if offsets is None:
+        offsets = np.zeros((M, channels, 2), np.float32)
+    out = np.empty((M, channels, N, N), np.complex64)
+    for s in range(0, M, batch_size):
+        out[s:s + batch_size] = step(x[s:s + batch_size], offsets[s:s + batch_size])
+        if progress is not None:
+            progress(min(s + batch_size, M), M)
+    return out
+
+
 def gather_batch(amplitude: np.ndarray, groups: Groups, input_scale: float) -> Batch:
     amp = amplitude[groups.indices]  # (B, C, N, N)
     return Batch(
@@ -74,6 +94,12 @@ def gather_batch(amplitude: np.ndarray, groups: Groups, input_scale: float) -> B
         counts=(amp.astype(np.float32) ** 2),
         offsets=groups.offsets.astype(np.float32),
     )
+
+
+def check_accelerator(accelerator: str) -> None:
+    """The first check of every backend's ``check_devices``: an accelerator name both backends know (InputError)."""
+    if accelerator not in ("cpu", "gpu", "cuda", "auto"):
+        raise InputError("--accelerator", accelerator, "one of cpu, gpu, auto")
 
 
 #: The training optimiser of both backends: Adam with Keras' defaults and Keras' update rule (epsilon added to the

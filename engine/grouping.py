@@ -27,6 +27,11 @@ class Groups:
         return Groups(self.indices[sel], self.offsets[sel], self.centres[sel])
 
 
+def default_neighbours(gridsize: int) -> int:
+    """KD-tree candidates for gridsize g: 4 (TrainingConfig.neighbours' default), never fewer than the g² members."""
+    return max(4, gridsize * gridsize)
+
+
 def make_groups(positions: np.ndarray, gridsize: int, N: int, n_groups: int | None = None, seed: int = 0,
                 neighbours: int | None = None) -> Groups:
     """Group each seed pattern with its nearest neighbours.

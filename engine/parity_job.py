@@ -70,7 +70,7 @@ def probe_case(ds, opts: ParityOptions):
     from engine.weights import init_weights
 
     model = ModelConfig(N=ds.N, n_filters_scale=opts.filters_scale, gridsize=opts.gridsize)
-    training = TrainingConfig(seed=opts.seed, neighbours=max(4, opts.gridsize * opts.gridsize))
+    training = TrainingConfig(seed=opts.seed, neighbours=grouping.default_neighbours(opts.gridsize))
     cfg = RunConfig(model=model, training=training)
     scales = compute_scales(ds.measured, ds.probe)
     groups = grouping.make_groups(ds.positions, opts.gridsize, ds.N, None, opts.seed, training.neighbours)

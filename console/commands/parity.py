@@ -34,6 +34,7 @@ def check_options(ds, test_ds, test: str, epochs: int, gridsize: int, seed: int,
     from engine.backends import BACKENDS, info, installed_backends
     from engine.config import ModelConfig, RunConfig, TrainingConfig
     from engine.errors import BackendUnavailable, ConfigError, InputError
+    from engine.grouping import default_neighbours
     from engine.pipeline import check_training_input
 
     present = installed_backends()  # asked without importing a framework
@@ -46,7 +47,8 @@ def check_options(ds, test_ds, test: str, epochs: int, gridsize: int, seed: int,
     options = {"n_filters_scale": "--filters-scale", "gridsize": "--gridsize", "epochs": "--epochs", "seed": "--seed"}
     try:
         model = ModelConfig(N=ds.N, n_filters_scale=filters_scale, gridsize=gridsize)
-        cfg = RunConfig(model=model, training=TrainingConfig(epochs=epochs, seed=seed, neighbours=max(4, gridsize**2)))
+        training = TrainingConfig(epochs=epochs, seed=seed, neighbours=default_neighbours(gridsize))
+        cfg = RunConfig(model=model, training=training)
     except ConfigError as exc:
         raise InputError(options.get(exc.key) or str(exc.key), None, exc.expected) from exc
     check_training_input(ds.source, ds, cfg)

@@ -29,6 +29,7 @@ def build_config(ds, backend: str, epochs: int, gridsize: int, n_groups: int | N
     """One immutable RunConfig from the options; N comes from the data. ConfigError names the bad option."""
     from engine.config import ModelConfig, RunConfig, TrainingConfig
     from engine.errors import ConfigError, InputError
+    from engine.grouping import default_neighbours
 
     options = {"N": None, "n_filters_scale": "--filters-scale", "gridsize": "--gridsize", "epochs": "--epochs",
                "batch_size": "--batch-size", "learning_rate": "--learning-rate", "loss": "--loss",
@@ -37,7 +38,7 @@ def build_config(ds, backend: str, epochs: int, gridsize: int, n_groups: int | N
         model = ModelConfig(N=ds.N, n_filters_scale=filters_scale, gridsize=gridsize)
         training = TrainingConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, loss=loss,
                                   n_groups=n_groups, val_fraction=val_fraction, seed=seed,
-                                  neighbours=max(4, gridsize * gridsize))
+                                  neighbours=default_neighbours(gridsize))
         return RunConfig(model=model, training=training, backend=backend)
     except ConfigError as exc:
         if exc.key == "N":

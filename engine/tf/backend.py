@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from engine import grouping
-from engine.backend_api import ADAM_BETAS, ADAM_EPS, Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult
+from engine.backend_api import (ADAM_BETAS, ADAM_EPS, Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult,
+                                check_accelerator, predict_in_batches)
 from engine.config import ModelConfig, RunConfig
 from engine.errors import InputError
 from engine.physics import merge_pad, merge_window
@@ -171,8 +172,7 @@ class _Checkpoints:
 def check_devices(accelerator: str, devices) -> None:
     """Refuse (InputError, exit 2) a device request this machine cannot honour, before the run starts.
     TensorFlow places work on a visible GPU by itself; ``cpu`` hides GPUs for this process (in ``train``)."""
-    if accelerator not in ("cpu", "gpu", "cuda", "auto"):
-        raise InputError("--accelerator", accelerator, "one of cpu, gpu, auto")
+    check_accelerator(accelerator)
     gpus = tf.config.list_physical_devices("GPU")
     if accelerator in ("gpu", "cuda") and not gpus:
         raise InputError("--accelerator", accelerator, "a GPU that TensorFlow can use; none is visible here "
@@ -235,17 +235,12 @@ def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
     One model and one traced graph for all batches; ``progress(done, total)`` after each (it may raise to cancel).
     """
     pinn = Pinn(cfg, consts, weights)
-    M = len(x)
-    if offsets is None:
-        offsets = np.zeros((M, cfg.channels, 2), np.float32)
-    out = np.empty((M, cfg.channels, cfg.N, cfg.N), np.complex64)
-    for s in range(0, M, batch_size):
-        xb = tf.constant(np.asarray(x[s:s + batch_size], np.float32))
-        ob = tf.constant(np.asarray(offsets[s:s + batch_size], np.float32))
-        out[s:s + batch_size] = pinn.predict_step(xb, ob).numpy()
-        if progress is not None:
-            progress(min(s + batch_size, M), M)
-    return out
+
+    def step(xb: np.ndarray, ob: np.ndarray) -> np.ndarray:
+        xt, ot = (tf.constant(np.asarray(a, np.float32)) for a in (xb, ob))
+        return pinn.predict_step(xt, ot).numpy()
+
+    return predict_in_batches(step, x, offsets, batch_size, cfg.channels, cfg.N, progress)
 
 
 def batch_loss(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,

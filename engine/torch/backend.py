@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engine.backend_api import Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult
+from engine.backend_api import (Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult, check_accelerator,
+                                predict_in_batches)
 from engine.config import ModelConfig, RunConfig, TrainingConfig
 from engine.errors import InputError
 from engine.torch import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
@@ -83,8 +84,7 @@ def _tensors(batch: Batch, device="cpu") -> tuple[torch.Tensor, torch.Tensor, to
 def check_devices(accelerator: str, devices) -> None:
     """Refuse (InputError, exit 2) a device request this machine cannot honour, before the run starts."""
 
-    if accelerator not in ("cpu", "gpu", "cuda", "auto"):
-        raise InputError("--accelerator", accelerator, "one of cpu, gpu, auto")
+    check_accelerator(accelerator)
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise InputError("--accelerator", accelerator, "a GPU that PyTorch can use; none is visible here (this is "
                          "the CPU build, or no CUDA device): use --accelerator cpu, or install the CUDA build (README, "
@@ -175,18 +175,13 @@ def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
     if device == "cpu":
         torch.set_num_threads(cpu_threads())
     module = _module(cfg, weights, consts).to(device).eval()  # channels-last inside (engine/torch/model.py)
-    M = len(x)
-    if offsets is None:
-        offsets = np.zeros((M, cfg.channels, 2), np.float32)
-    out = np.empty((M, cfg.channels, cfg.N, cfg.N), np.complex64)
+
+    def step(xb: np.ndarray, ob: np.ndarray) -> np.ndarray:
+        xt, ot = (torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device) for a in (xb, ob))
+        return module(xt, ot).cpu().numpy()
+
     with torch.inference_mode():
-        for s in range(0, M, batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size], np.float32)).to(device)
-            ob = torch.from_numpy(np.ascontiguousarray(offsets[s:s + batch_size], np.float32)).to(device)
-            out[s:s + batch_size] = module(xb, ob).cpu().numpy()
-            if progress is not None:
-                progress(min(s + batch_size, M), M)
-    return out
+        return predict_in_batches(step, x, offsets, batch_size, cfg.channels, cfg.N, progress)
 
 
 def batch_loss(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,

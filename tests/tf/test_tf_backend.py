@@ -1,5 +1,5 @@
-"""The TF backend API: the explicit training loop (hooks, cancel, determinism, checkpoints, resume), predict,
-batch_loss and sgd_step, on a tiny CI-size synthetic scan."""
+"""The TF backend API: the explicit training loop (hooks, cancel, determinism, checkpoints, resume) and sgd_step,
+on a tiny CI-size synthetic scan (tests/backend_cases.py); predict and batch_loss: tests/test_backend_contract.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,56 +9,28 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from engine import grouping, physics  # noqa: E402
-from engine.backend_api import PhysicsConstants, TrainingData  # noqa: E402
-from engine.config import ModelConfig, RunConfig, TrainingConfig  # noqa: E402
+from engine import grouping  # noqa: E402
+from engine.config import RunConfig  # noqa: E402
 from engine.errors import InputError  # noqa: E402
-from engine.scaling import compute_scales  # noqa: E402
 from engine.tf import backend  # noqa: E402
-from engine.tf.network import build_network, load_canonical  # noqa: E402
 from engine.weights import init_weights  # noqa: E402
-from tests.synthetic import make_synthetic  # noqa: E402
+from tests import backend_cases as cases  # noqa: E402
 
 pytestmark = pytest.mark.tf
-N = 32
 
 
-def setup(gridsize=1, M=16, epochs=2, batch_size=4, val_fraction=0.25, seed=0, lr=1e-3):
-    """A tiny CI-size problem built from the synthetic scan: (cfg, data, consts, weights)."""
-    syn = make_synthetic(N=N, M=M, seed=seed, step=4.0)
-    model = ModelConfig(N=N, n_filters_scale=1, gridsize=gridsize)
-    cfg = RunConfig(model=model, training=TrainingConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr,
-                                                         val_fraction=val_fraction, seed=seed))
-    scales = compute_scales(syn["diffraction"], syn["probe"])
-    groups = grouping.make_groups(syn["positions"], gridsize, N, seed=seed)
-    tr, va = grouping.split_train_val(len(groups), val_fraction, seed)
-    data = TrainingData(syn["diffraction"], groups.take(tr), groups.take(va), scales.input_scale)
-    consts = PhysicsConstants(syn["probe"], scales.photon_scale, scales.input_scale, N, model.channels)
-    return cfg, data, consts, init_weights(model, seed)
+def setup(**kw):
+    return cases.setup("tensorflow", **kw)
 
 
 def with_epochs(cfg: RunConfig, epochs: int) -> RunConfig:
     return dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, epochs=epochs))
 
 
-class RecordingHooks:
-    def __init__(self, stop_after=None):
-        self.stop_after = stop_after
-        self.starts, self.batches, self.epochs = [], [], []
-
-    def on_train_start(self, epochs, batches_per_epoch):
-        self.starts.append((epochs, batches_per_epoch))
-
+class RecordingHooks(cases.RecordingHooks):
     def on_batch_end(self, epoch, batch, batches, loss, samples):
         assert isinstance(loss, float)
-        self.batches.append((epoch, batch, batches, loss, samples))
-
-    def on_epoch_end(self, epoch, train_loss, val_loss, lr, seconds, samples_per_s, weights):
-        self.epochs.append(dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss, lr=lr, seconds=seconds,
-                                samples_per_s=samples_per_s, weights=weights()))
-
-    def should_stop(self):
-        return self.stop_after is not None and len(self.batches) >= self.stop_after
+        super().on_batch_end(epoch, batch, batches, loss, samples)
 
 
 @pytest.fixture(scope="module")
@@ -157,32 +129,3 @@ def test_resume_from_a_directory_without_checkpoint_is_bad_input(tmp_path):
     cfg, data, consts, w0 = setup(epochs=1)
     with pytest.raises(InputError, match="checkpoint"):
         backend.train(cfg, data, consts, w0, RecordingHooks(), tmp_path / "a", resume=tmp_path)
-
-
-def test_batch_loss_matches_the_numpy_oracle():
-    cfg, data, consts, w0 = setup(gridsize=2, M=16)
-    batch = data.batch(data.train, np.arange(3))
-    obj = backend.predict(cfg.model, w0, consts, batch.x, batch.offsets, batch_size=2)
-    assert obj.shape == (3, 4, N, N) and obj.dtype == np.complex64
-    lam = physics.forward_intensity(consts.probe, obj, consts.photon_scale)
-    for loss, oracle in (("poisson", physics.poisson_deviance), ("mae", physics.amplitude_mae)):
-        want = oracle(lam, batch.counts)
-        got = backend.batch_loss(cfg.model, w0, consts, batch, loss)
-        assert abs(got - want) <= 1e-4 * max(1.0, abs(want))
-
-
-def test_predict_applies_the_overlap_constraint_with_the_oracle_merge():
-    cfg, data, consts, w0 = setup(gridsize=2, M=16)
-    batch = data.batch(data.train, np.arange(5))
-    calls = []
-    obj = backend.predict(cfg.model, w0, consts, batch.x, batch.offsets, batch_size=2,  # short last batch
-                          progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(2, 5), (4, 5), (5, 5)]
-    net = build_network(cfg.model)
-    load_canonical(net, w0)
-    amp, phase = (t.numpy().astype(np.float64) for t in net(batch.x))
-    raw = amp * np.exp(1j * phase)
-    region, _ = physics.merge_group(raw, batch.offsets)
-    want = physics.reextract_group(region, batch.offsets, N)
-    assert np.abs(obj - want).max() < 1e-5
-    assert np.abs(obj - raw).max() > 1e-2  # the constraint did something
