@@ -14,10 +14,9 @@ from typing import Iterable
 
 from engine.events import STAGES
 
-#: Stage order shown on the stage line. ``refining`` (iterative refinement, docs/protocol.md) sits after stitching;
-#: an engine that predates it simply never emits it.
-STAGE_ORDER = STAGES if "refining" in STAGES else (
-    *STAGES[:STAGES.index("stitching") + 1], "refining", *STAGES[STAGES.index("stitching") + 1:])
+#: Stage order shown on the stage line: the protocol's own (engine/events.py); a run from an older engine simply
+#: never emits the stages it did not have.
+STAGE_ORDER = STAGES
 
 LOG_TAIL = 200
 """Log lines kept per run: the panel shows the last few, the rest is in the run's events.jsonl."""
