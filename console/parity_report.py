@@ -1,4 +1,4 @@
-"""Read a parity run's parity.json (layout: engine/parity_report.py) into rows the Parity screen shows.
+"""Read a parity run's parity.json (layout: engine/parity/report.py) into rows the Parity screen shows.
 
 A full run has ~30 checks; the screen shows one row per level while all of a level's checks pass (the worst one's
 value and tolerance) and every failing check on its own row, so a failure is never hidden. Tolerant of missing or
