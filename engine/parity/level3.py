@@ -99,14 +99,13 @@ def _runtimes(train: ChildResult, infer_dir: Path, n_patterns: int, refine: Chil
               ) -> dict[str, float | None]:
     t = _read_json(train.run_dir / "run.json").get("timings") or {}
     ti = _read_json(infer_dir / "run.json").get("timings") or {}
-    secs = [e.get("seconds") for e in train.epochs if isinstance(e.get("seconds"), (int, float))]
-    steady = secs[1:] or secs  # the first epoch also builds/traces the graph
+    secs = _epoch_seconds(train.epochs)
     infer_s = ti.get("inference")
     return {
         "load (s)": t.get("loading"),
         "group (s)": t.get("grouping"),
         "first epoch (s)": secs[0] if secs else None,
-        "train per epoch (s)": float(np.mean(steady)) if steady else None,
+        "train per epoch (s)": _steady_epoch(train.epochs),
         "train total (s)": t.get("training"),
         "infer (patterns/s)": n_patterns / infer_s if infer_s else None,
         "stitch (s)": ti.get("stitching"),
@@ -125,9 +124,13 @@ def _contention(children: list[ChildResult]) -> dict:
             "load_average": [round(x, 2) for x in os.getloadavg()], "reliable": contention.reliable(worst, n)}
 
 
+def _epoch_seconds(epochs: list[dict]) -> list[float]:
+    return [e["seconds"] for e in epochs if isinstance(e.get("seconds"), (int, float))]
+
+
 def _steady_epoch(epochs: list[dict]) -> float | None:
     """Mean seconds of an epoch after the first (which also builds or traces the step)."""
-    secs = [e.get("seconds") for e in epochs if isinstance(e.get("seconds"), (int, float))]
+    secs = _epoch_seconds(epochs)
     steady = secs[1:] or secs
     return float(np.mean(steady)) if steady else None
 
