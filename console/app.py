@@ -390,4 +390,4 @@ def run_app(data: str | None = None, runs: str = "runs", clock: Callable[[], flo
         app.run()
     finally:  # belt and braces: if the loop died, no child outlives the console
         for job in app.runner.running:
-            job._kill_group(signal.SIGKILL)
+            job.kill_group(signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""Read a parity run's parity.json (layout: engine/parity_report.py) into rows the Parity screen shows.
+"""Read a parity run's parity.json (layout: engine/parity/report.py) into rows the Parity screen shows.
 
 A full run has ~30 checks; the screen shows one row per level while all of a level's checks pass (the worst one's
 value and tolerance) and every failing check on its own row, so a failure is never hidden. Tolerant of missing or
@@ -149,3 +149,10 @@ def _contention(c) -> tuple[bool | None, str]:
 def latest_parity_dir(root: str | Path) -> str | None:
     found = sorted(Path(root).glob("*/parity.json"), key=lambda p: p.stat().st_mtime) if Path(root).is_dir() else []
     return str(found[-1].parent) if found else None
+
+
+def parity_dir_to_show(opened: str | None, root: str | Path) -> str | None:
+    """The run the Parity screen shows: the one opened (when it is a parity run), else the newest in the store."""
+    if opened and (Path(opened) / "parity.json").exists():
+        return opened
+    return latest_parity_dir(root)

@@ -15,6 +15,7 @@ import numpy as np
 
 from console.commands.runs import duration as record_duration
 from console.commands.runs import key_metric as record_key_metric
+from engine.events import CANCELLED, FAILED, INTERRUPTED, OK, RUNNING
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -137,7 +138,7 @@ class RunRecord:
 
     @property
     def live(self) -> bool:
-        return self.status == "running"
+        return self.status == RUNNING
 
     @property
     def cause(self) -> str | None:
@@ -215,7 +216,7 @@ def list_bundles(root: str | Path) -> list[BundleInfo]:
     out = []
     for rec in list_runs(root):
         bundle = Path(rec.run_dir) / "bundle"
-        if rec.kind != "train" or rec.status not in ("ok", "cancelled") or not (bundle / "manifest.json").is_file():
+        if rec.kind != "train" or rec.status not in (OK, CANCELLED) or not (bundle / "manifest.json").is_file():
             continue
         metrics = rec.raw.get("metrics") if isinstance(rec.raw.get("metrics"), dict) else {}
         metric = None
@@ -334,11 +335,11 @@ def why_no_reconstruction(record: RunRecord | None, stage: str | None = None) ->
     """What to tell the operator when a run has no recon.npz."""
     if record is None:
         return "no run.json here: not a run directory"
-    if record.status == "failed":
+    if record.status == FAILED:
         return "nothing was reconstructed: the run failed first" + ("" if record.cause else " (no error recorded)")
-    if record.status == "interrupted":
+    if record.status == INTERRUPTED:
         return "the run was interrupted (its writer died) before it reconstructed anything"
-    if record.status == "cancelled":
+    if record.status == CANCELLED:
         return "the run was cancelled before it reconstructed anything"
     if record.live:
         return f"no reconstruction yet (stage: {record.stage or stage or '?'})"

@@ -110,13 +110,13 @@ class Job:
         assert self.proc is not None
         await asyncio.gather(*self._tasks[:2])  # both pipes at EOF
         code = await self.proc.wait()
-        self._kill_group(signal.SIGKILL)  # anything the child left behind in its group
+        self.kill_group(signal.SIGKILL)  # anything the child left behind in its group
         self.returncode = code
         self._buffer.append({"type": "exited", "returncode": 130 if self.cancel_requested and code < 0 else code})
         self._flush()
         self._done.set()
 
-    def _kill_group(self, sig: int) -> bool:
+    def kill_group(self, sig: int) -> bool:
         try:
             os.killpg(self.proc.pid, sig)  # the child leads its own session/group
             return True
@@ -128,7 +128,7 @@ class Job:
         if self.proc is None or self._done.is_set() or self.cancel_requested:
             return
         self.cancel_requested = True
-        self._kill_group(signal.SIGINT)
+        self.kill_group(signal.SIGINT)
         self._tasks.append(asyncio.create_task(self._escalate()))
 
     async def _escalate(self) -> None:
@@ -137,7 +137,7 @@ class Job:
                 await asyncio.wait_for(asyncio.shield(self._done.wait()), self.grace)
                 return
             except asyncio.TimeoutError:
-                self._kill_group(sig)
+                self.kill_group(sig)
 
     async def wait(self) -> int:
         await self._done.wait()

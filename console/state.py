@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from engine.events import STAGES
+from engine.events import (CANCELLED, EVALUATING, FAILED, GROUPING, INFERENCE, INTERRUPTED, LOADING, OK, REFINING,
+                           RUNNING, SAVING, STAGES, STITCHING, TRAINING)
 
 #: Stage order shown on the stage line: the protocol's own (engine/events.py); a run from an older engine simply
 #: never emits the stages it did not have.
@@ -21,7 +22,7 @@ STAGE_ORDER = STAGES
 LOG_TAIL = 200
 """Log lines kept per run: the panel shows the last few, the rest is in the run's events.jsonl."""
 
-RUNNING, OK, FAILED, CANCELLED, PENDING, INTERRUPTED = "running", "ok", "failed", "cancelled", "pending", "interrupted"
+PENDING = "pending"  # the console's own: a child started, its run_started not yet read
 FINAL_STATUSES = (OK, FAILED, CANCELLED, INTERRUPTED)
 
 CHILD, OUTSIDE, STORED = "child", "outside", "stored"
@@ -121,8 +122,8 @@ class RunView:
         the progress window's rate in the unit the engine names (patterns).
         """
         p = self.progress
-        if self.stage in ("training", "refining") or (self.finished and self.samples_per_s is not None):
-            unit = "patterns/s" if self.stage == "refining" else f"{self.samples_unit}/s"
+        if self.stage in (TRAINING, REFINING) or (self.finished and self.samples_per_s is not None):
+            unit = "patterns/s" if self.stage == REFINING else f"{self.samples_unit}/s"
             return self.samples_per_s, unit
         if p.unit and p.rate is not None and p.unit not in ("batch", "batches"):
             return p.rate, f"{_plural(p.unit)}/s"
@@ -145,7 +146,7 @@ class RunView:
     @property
     def _in_epochs(self) -> bool:
         """True while the progress window is the epoch loop's (training or refinement)."""
-        return bool(self.epochs) and self.stage in ("training", "refining") and (
+        return bool(self.epochs) and self.stage in (TRAINING, REFINING) and (
             not self.progress.stage or self.progress.stage == self.stage)
 
     @property
@@ -231,19 +232,19 @@ def _plural(unit: str) -> str:
 def planned_stages(kind: str, held_out: bool = False, method: str = "") -> tuple[str, ...]:
     """The stages a run of this kind goes through (engine/pipeline.py, the reconstruct contract), in STAGES order."""
     if kind == "train":
-        wanted = {"loading", "grouping", "training", "saving"}
+        wanted = {LOADING, GROUPING, TRAINING, SAVING}
         if held_out:
-            wanted |= {"inference", "stitching", "evaluating"}
+            wanted |= {INFERENCE, STITCHING, EVALUATING}
     elif kind == "infer":
-        wanted = {"loading", "grouping", "inference", "stitching", "evaluating", "saving"}
+        wanted = {LOADING, GROUPING, INFERENCE, STITCHING, EVALUATING, SAVING}
     elif kind == "reconstruct":
-        wanted = {"loading", "evaluating", "saving"}
+        wanted = {LOADING, EVALUATING, SAVING}
         if method in ("pinn", "hybrid", ""):
-            wanted |= {"grouping", "inference", "stitching"}
+            wanted |= {GROUPING, INFERENCE, STITCHING}
         if method in ("iterative", "hybrid", ""):
-            wanted |= {"refining"}
+            wanted |= {REFINING}
     elif kind == "parity":
-        wanted = {"loading", "training", "inference", "evaluating", "saving"}
+        wanted = {LOADING, TRAINING, INFERENCE, EVALUATING, SAVING}
     else:
         wanted = set()
     return tuple(s for s in STAGE_ORDER if s in wanted)
@@ -282,7 +283,7 @@ def _epoch(view: RunView, event: dict, t: float) -> RunView:
     epochs = _int(event.get("epochs"), view.epochs)
     secs = _num(event.get("seconds"))
     tl, vl = _num(event.get("train_loss")), _num(event.get("val_loss"))
-    refining = view.stage == "refining" or bool(event.get("method"))
+    refining = view.stage == REFINING or bool(event.get("method"))
     p = view.progress
     scope = view.scope
     if p.total and (not p.stage or p.stage == view.stage):

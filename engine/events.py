@@ -18,7 +18,11 @@ from typing import Any, Callable, TextIO
 PROTOCOL_VERSION = 1
 
 STAGES = ("loading", "grouping", "training", "inference", "stitching", "refining", "evaluating", "saving")
+LOADING, GROUPING, TRAINING, INFERENCE, STITCHING, REFINING, EVALUATING, SAVING = STAGES
 FINAL_STATUSES = ("ok", "failed", "cancelled")
+OK, FAILED, CANCELLED = FINAL_STATUSES
+#: The run store's other statuses (engine/runstore.py): a run being written, and one whose writer died.
+RUNNING, INTERRUPTED = "running", "interrupted"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 COMMON_FIELDS = ("v", "type", "run_id", "seq", "t")
 

@@ -25,11 +25,20 @@ PROGRESS_EVERY_S = 0.2
 
 
 # ------------------------------------------------------------------------------------------- preparation
-def prepare_training(ds, cfg: RunConfig, scales: Scales | None = None) -> tuple[TrainingData, PhysicsConstants]:
-    """Scales, groups and the train/val split for ``ds`` (a validated engine.dataset.Dataset with a probe)."""
-    scales = scales or compute_scales(ds.measured, ds.probe)
+@dataclass(frozen=True)
+class Prepared:
+    """A scan's scales and groups. Checking the input computes them; the job reuses them, so each is computed once
+    per job (``check_training_input`` for the training scan, ``inference_input`` for a held-out one)."""
+    scales: Scales
+    groups: grouping.Groups
+
+
+def prepare_training(ds, cfg: RunConfig, prepared: Prepared | None = None) -> tuple[TrainingData, PhysicsConstants]:
+    """Scales, groups and the train/val split for ``ds`` (a validated engine.dataset.Dataset with a probe);
+    ``prepared``: the scales and groups already computed (by ``check_training_input``)."""
     tc, mc = cfg.training, cfg.model
-    groups = grouping.make_groups(ds.positions, mc.gridsize, mc.N, tc.n_groups, tc.seed, tc.neighbours)
+    scales = prepared.scales if prepared else compute_scales(ds.measured, ds.probe)
+    groups = prepared.groups if prepared else training_groups(ds, cfg)
     train_idx, val_idx = grouping.split_train_val(len(groups), tc.val_fraction, tc.seed)
     data = TrainingData(amplitude=np.asarray(ds.measured, np.float32), train=groups.take(train_idx),
                         val=groups.take(val_idx), input_scale=scales.input_scale)
@@ -38,8 +47,15 @@ def prepare_training(ds, cfg: RunConfig, scales: Scales | None = None) -> tuple[
     return data, consts
 
 
-def check_training_input(source: str, ds, cfg: RunConfig) -> None:
-    """Refuse (InputError) data that cannot train this config: pattern size, too few patterns or groups."""
+def training_groups(ds, cfg: RunConfig) -> grouping.Groups:
+    """The groups training draws its split from (``n_groups`` of them, or one per pattern), deterministic per seed."""
+    mc, tc = cfg.model, cfg.training
+    return grouping.make_groups(ds.positions, mc.gridsize, mc.N, tc.n_groups, tc.seed, tc.neighbours)
+
+
+def check_training_input(source: str, ds, cfg: RunConfig) -> Prepared:
+    """Refuse (InputError) data that cannot train this config: pattern size, too few patterns or groups. Returns
+    the scales and groups it computed to check, for the job to reuse."""
     mc = cfg.model
     if ds.N != mc.N:
         raise InputError(source, "diffraction", f"expected patterns of N = {mc.N} (the model's N), got {ds.N}")
@@ -49,20 +65,25 @@ def check_training_input(source: str, ds, cfg: RunConfig) -> None:
     if ds.probe is None:
         raise InputError(source, "probeGuess", "expected a probe (training needs probeGuess)")
     try:
-        compute_scales(ds.measured, ds.probe)
+        scales = compute_scales(ds.measured, ds.probe)
     except ValueError as exc:
         raise InputError(source, "diffraction", f"expected patterns and a probe with signal ({exc})") from exc
-    groups = grouping.make_groups(ds.positions, mc.gridsize, mc.N, cfg.training.n_groups, cfg.training.seed,
-                                  cfg.training.neighbours)
+    groups = training_groups(ds, cfg)
     if len(groups) < 1:
         raise InputError(source, "xcoords", f"expected scan positions close enough to form gridsize-{mc.gridsize} "
                          f"groups (neighbours within {mc.N // 4} px); none formed")
+    return Prepared(scales, groups)
 
 
 def inference_groups(ds, cfg: RunConfig) -> grouping.Groups:
     """Every pattern seeds one group (gridsize 1: one group per pattern), deterministic for the bundle's seed."""
     mc, tc = cfg.model, cfg.training
     return grouping.make_groups(ds.positions, mc.gridsize, mc.N, None, tc.seed, tc.neighbours)
+
+
+def inference_input(ds, cfg: RunConfig, probe) -> Prepared:
+    """A scan to infer: its own scales (the input scale normalises it) and its inference groups."""
+    return Prepared(compute_scales(ds.measured, probe), inference_groups(ds, cfg))
 
 
 def stitch_grid(ds) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -161,12 +182,12 @@ def resolve_resume(resume: str, runs_root: str | Path, backend: str, cfg: RunCon
 # -------------------------------------------------------------------------------------------------- jobs
 
 def run_inference(job, bundle, ds, backend, batch_size: int, data_source: str, backend_name: str,
-                  history: list[dict] | None = None) -> InferenceResult:
+                  history: list[dict] | None = None, prepared: Prepared | None = None) -> InferenceResult:
     """Predict, stitch, evaluate and write recon.npz, metrics.json, previews and product.h5 into the job's run
     (engine/reconstruction.py, method ``pinn``)."""
     from engine.reconstruction import bundle_provenance, pinn_reconstruction, save_reconstruction
 
-    rec = pinn_reconstruction(job, bundle, ds, backend, batch_size)
+    rec = pinn_reconstruction(job, bundle, ds, backend, batch_size, prepared)
     hist = history if history is not None else bundle.history
     metrics = save_reconstruction(job, rec, ds, data_source=data_source, backend_name=backend_name, method="pinn",
                                   costs=[h.get("train_loss") for h in hist],
@@ -233,7 +254,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
     # ---- everything that can be bad input, before the run directory exists
     RunStore(runs_root).check_writable(create=False)
     ds = dataset if dataset is not None else load_data(data_path, require_probe=True, options=options)
-    check_training_input(str(data_path), ds, cfg)
+    prepared = check_training_input(str(data_path), ds, cfg)
     test_options = options.without_product() if options is not None else None
     test_ds = load_data(test_path, require_probe=False, N=cfg.model.N, options=test_options) if test_path else None
     resume_path = resolve_resume(resume, runs_root, cfg.backend, cfg) if resume else None
@@ -258,9 +279,12 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
 
         job.on_cancel(save_partial)
         job.stage("loading")
-        scales = compute_scales(ds.diffraction, ds.probe)
+        scales = prepared.scales
         job.stage("grouping")
-        data, consts = prepare_training(ds, cfg, scales)
+        data, consts = prepare_training(ds, cfg, prepared)
+        held_out = None  # the held-out scan's scales and groups: once, for every evaluation and the last inference
+        if test_ds is not None:
+            held_out = inference_input(test_ds, cfg, ds.probe if test_ds.probe is None else test_ds.probe)
         job.log(f"{len(data.train)} training and {len(data.val)} validation groups of {cfg.model.channels}; "
                 f"input scale {scales.input_scale:.4g}, photon scale {scales.photon_scale:.4g}")
         job.check_cancel()
@@ -276,7 +300,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
             original_epoch_end(epoch, train_loss, val_loss, lr, seconds, samples_per_s, weights)
             if test_ds is not None and ((epoch + 1) % every == 0 or epoch + 1 == cfg.training.epochs):
                 net = Network(cfg, weights(), scales, ds.probe)
-                heldout_evaluation(job, net, test_ds, backend, epoch + 1, curve)
+                heldout_evaluation(job, net, test_ds, backend, epoch + 1, curve, held_out)
 
         hooks.on_epoch_end = on_epoch_end
         result = backend.train(cfg, data, consts, init_weights(cfg.model, cfg.training.seed), hooks,
@@ -298,7 +322,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
             raise Cancelled("training stopped early")
         if test_ds is not None:
             run_inference(job, load_bundle(job.run.bundle_dir), test_ds, backend, cfg.inference.batch_size,
-                          str(test_path), cfg.backend, history=history)
+                          str(test_path), cfg.backend, history=history, prepared=held_out)
             _add_curve(job.run.dir / "metrics.json", curve)
     return int(job.exit_code)
 

@@ -60,10 +60,10 @@ class Network:
         return cls(bundle.run_config, bundle.weights, bundle.scales, bundle.probe, bundle.manifest_sha256)
 
 
-def pinn_object(net: Network, ds, backend, batch_size: int, progress=None, stage=lambda name: None
-                ) -> Reconstruction:
+def pinn_object(net: Network, ds, backend, batch_size: int, progress=None, stage=lambda name: None,
+                prepared=None) -> Reconstruction:
     """The network's patches for every pattern of ``ds``, stitched on the reconstruction grid (no events, except
-    through ``stage`` and ``progress(done, total)``)."""
+    through ``stage`` and ``progress(done, total)``); ``prepared``: ds's scales and groups, computed once per job."""
     from engine import physics
     from engine.backend_api import PhysicsConstants
     from engine.pipeline import inference_groups, stitch_grid
@@ -72,11 +72,11 @@ def pinn_object(net: Network, ds, backend, batch_size: int, progress=None, stage
     cfg = net.run_config
     N = cfg.model.N
     probe = ds.probe if ds.probe is not None else net.probe
-    input_scale = compute_scales(ds.measured, probe).input_scale  # statistical: from the data being inferred
+    input_scale = (prepared.scales if prepared else compute_scales(ds.measured, probe)).input_scale  # from the data
     consts = PhysicsConstants(probe=np.asarray(probe, np.complex64), photon_scale=net.scales.photon_scale,
                               input_scale=input_scale, N=N, C=cfg.model.channels, valid=ds.valid)
     stage("grouping")
-    groups = inference_groups(ds, cfg)
+    groups = prepared.groups if prepared else inference_groups(ds, cfg)
     x = (np.asarray(ds.measured, np.float32)[groups.indices] * np.float32(input_scale)).astype(np.float32)
     stage("inference")
     patches = backend.predict(cfg.model, net.weights, consts, x, groups.offsets, batch_size, progress=progress)
@@ -90,7 +90,7 @@ def pinn_object(net: Network, ds, backend, batch_size: int, progress=None, stage
     return Reconstruction(obj, wsum, origin, np.asarray(probe, np.complex64), meta)
 
 
-def pinn_reconstruction(job, bundle, ds, backend, batch_size: int) -> Reconstruction:
+def pinn_reconstruction(job, bundle, ds, backend, batch_size: int, prepared=None) -> Reconstruction:
     """``pinn_object`` of a bundle inside a job: stages, progress in patterns, cancellable between batches."""
     cfg = bundle.run_config
     total = ds.M
@@ -101,19 +101,19 @@ def pinn_reconstruction(job, bundle, ds, backend, batch_size: int) -> Reconstruc
 
     job.log(f"inference on {ds.M} patterns (groups of {cfg.model.channels}), input scale from the data, photon "
             f"scale {bundle.scales.photon_scale:.4g} from the bundle")
-    rec = pinn_object(Network.of(bundle), ds, backend, batch_size, progress, job.stage)
+    rec = pinn_object(Network.of(bundle), ds, backend, batch_size, progress, job.stage, prepared)
     job.check_cancel()
     return rec
 
 
-def heldout_evaluation(job, net: Network, ds, backend, epoch: int, curve: list) -> None:
+def heldout_evaluation(job, net: Network, ds, backend, epoch: int, curve: list, prepared=None) -> None:
     """During training (``train --test``): the held-out scan's reconstruction with the current weights, scored —
     metric events ``heldout_*`` with ``epoch``, a small preview (``previews/epoch_NNNN.npz``, artifact ``preview``)
     and one more point of ``curve`` (metrics.json keeps it)."""
     from engine import display
     from engine.metrics import evaluate
 
-    rec = pinn_object(net, ds, backend, net.run_config.inference.batch_size)
+    rec = pinn_object(net, ds, backend, net.run_config.inference.batch_size, prepared=prepared)
     point = {"epoch": int(epoch)}
     if ds.object is not None:
         try:

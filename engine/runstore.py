@@ -20,12 +20,12 @@ from typing import Any
 
 from engine.atomic import write_text
 from engine.errors import InputError
+from engine.events import FINAL_STATUSES, INTERRUPTED, RUNNING
 
 RUN_JSON = "run.json"
 EVENTS_JSONL = "events.jsonl"
 LOCK_FILE = "run.lock"
-RUN_STATUSES = ("running", "ok", "failed", "cancelled", "interrupted")
-FINAL_STATUSES = ("ok", "failed", "cancelled")
+RUN_STATUSES = (RUNNING, *FINAL_STATUSES, INTERRUPTED)
 RUN_FORMAT = 1
 _ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}-[a-z0-9_]+$")
 
@@ -156,8 +156,8 @@ def _resolve(record: dict, run_dir: Path) -> dict:
     """The record as a reader should see it: a "running" run whose writer is gone is ``interrupted``."""
     out = dict(record)
     out["dir"] = str(run_dir)
-    if out.get("status") == "running" and not lock_is_held(run_dir):
-        out["status"] = "interrupted"
+    if out.get("status") == RUNNING and not lock_is_held(run_dir):
+        out["status"] = INTERRUPTED
     return out
 
 
@@ -185,7 +185,7 @@ class RunStore:
         (run_dir / "bundle").mkdir()
         now = _iso(_utc_now())
         record = {
-            "format": RUN_FORMAT, "run_id": run_id, "kind": kind, "status": "running", "backend": backend,
+            "format": RUN_FORMAT, "run_id": run_id, "kind": kind, "status": RUNNING, "backend": backend,
             "dataset": dataset, "config": config, "created": now, "updated": now, "finished": None,
             "stage": None, "timings": {}, "metrics": {}, "key_metric": None, "artifacts": [],
             "pid": os.getpid(), "exit_code": None,
@@ -203,7 +203,7 @@ class RunStore:
             lock.close()
             raise InputError(str(run_dir / RUN_JSON), None, "a readable run.json")
         run = Run(run_dir, record, lock)
-        run.update(status="running", pid=os.getpid(), exit_code=None, finished=None)
+        run.update(status=RUNNING, pid=os.getpid(), exit_code=None, finished=None)
         return run
 
     def check_writable(self, create: bool = True) -> None:

@@ -124,7 +124,7 @@ def _check(name, level, subject, value, tol, passed=True, backend="", detail="")
 
 
 def make_parity_run(root: Path, run_id: str = "20260101-120000-beef-parity", fail=False) -> Path:
-    """A parity run in the layout engine/parity_report.py writes (format 1)."""
+    """A parity run in the layout engine/parity/report.py writes (format 1)."""
     d = make_run(root, run_id, kind="parity", backend="both", minutes_ago=3, duration=140.0, recon=False,
                  events=[ev("run_started", 1, 0.0, run_id=run_id, kind="parity", backend=None, run_dir="", pid=77),
                          ev("stage", 2, 0.1, run_id=run_id, stage="training"),

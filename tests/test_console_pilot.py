@@ -272,6 +272,18 @@ async def test_launch_command_preview_follows_the_backend_and_escape_frees_scree
         assert app.screen.__class__.__name__ == "HistoryScreen"
 
 
+async def test_help_opens_and_closes_itself_with_each_of_its_keys(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ("escape", "q", "question_mark", "f1"):
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert app.screen.__class__.__name__ == "HelpScreen"
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.screen.__class__.__name__ == "DatasetsScreen", key
+
+
 def test_console_never_imports_frameworks():
     code = ("import sys; import console.app, console.cli\n"
             "from console.screens import datasets, launch, run, results, parity, history, help, confirm\n"

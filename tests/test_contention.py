@@ -9,7 +9,7 @@ import pytest
 
 from console.parity_report import load_parity
 from engine import contention
-from engine.parity_report import contention_note
+from engine.parity.report import contention_note
 
 
 def test_other_cores_is_the_machine_s_cpu_time_minus_ours_over_the_wall_time():

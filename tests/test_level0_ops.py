@@ -106,7 +106,7 @@ def test_masked_losses_match_oracle_and_never_read_masked_counts(ops, name):
 # ------------------------------------------------------------------------------------------- refinement
 def test_refinement_extraction_matches_oracle_and_integer_windows_are_slices(ops):
     from engine import refine as R
-    from engine.parity_probe import refine_ops_inputs
+    from engine.parity.probe import refine_ops_inputs
 
     a = refine_ops_inputs(0)["refine_patches"]
     args = (a["obj"], a["corners"], a["fractions"], int(a["N"]), int(a["margin"]))
@@ -120,7 +120,7 @@ def test_refinement_extraction_matches_oracle_and_integer_windows_are_slices(ops
 
 def test_refinement_gradients_match_oracle_and_ignore_masked_pixels(ops):
     from engine import refine as R
-    from engine.parity_probe import refine_ops_inputs
+    from engine.parity.probe import refine_ops_inputs
 
     a = refine_ops_inputs(0)["refine_gradients"]
     args = [a[k] for k in ("obj", "probe", "counts", "corners", "fractions")] + [int(a["margin"]), a["valid"]]

@@ -66,7 +66,7 @@ def test_masked_loss_is_the_oracle_mean_over_valid_pixels(backend):
 def test_parity_probe_inputs_carry_the_mask(tmp_path):
     """Parity levels 1-2 run in child processes: the case they read must hold the mask the training loss uses."""
     from engine.config import RunConfig
-    from engine.parity_probe import Case, read_inputs, write_inputs
+    from engine.parity.probe import Case, read_inputs, write_inputs
 
     cfg, w, consts, clean, _ = _case()
     write_inputs(tmp_path / "in.npz", {"masked": Case(RunConfig(model=cfg), w, consts, clean),

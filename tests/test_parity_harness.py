@@ -1,4 +1,4 @@
-"""The parity harness (`pinnacle parity`, engine/parity*.py): it passes on the real backends, and it catches a
+"""The parity harness (`pinnacle parity`, engine/parity/): it passes on the real backends, and it catches a
 deliberately broken one and names the level, the op and the backend.
 
 The broken backend is made without any hook in production code: a temporary ``sitecustomize.py`` on PYTHONPATH
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import parity
-from engine.parity_probe import OPS, ops_inputs
+from engine.parity import checks
+from engine.parity.probe import OPS, ops_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "fixtures" / "train.npz"
@@ -67,33 +67,33 @@ def _report(runs: Path) -> tuple[Path, dict]:
 
 # ------------------------------------------------------------------------------------ checks, no framework
 def test_level0_checks_name_the_wrong_op_and_backend():
-    from engine.parity_job import oracle_outputs
+    from engine.parity.job import oracle_outputs
 
     want = oracle_outputs(ops_inputs(0))
     assert set(want) == set(OPS)
-    assert all(c.passed for c in parity.level0_checks("torch", want, want))
+    assert all(c.passed for c in checks.level0_checks("torch", want, want))
     bad = dict(want, fourier_shift=(want["fourier_shift"][0] * 1.001,),
                poisson_deviance=(np.asarray(float(want["poisson_deviance"][0]) + 1e-3),))
     del bad["amplitude_mae"]
-    failed = {c.subject: c for c in parity.level0_checks("torch", bad, want) if not c.passed}
+    failed = {c.subject: c for c in checks.level0_checks("torch", bad, want) if not c.passed}
     assert set(failed) == {"fourier_shift", "poisson_deviance", "amplitude_mae"}
-    assert failed["fourier_shift"].backend == "torch" and failed["fourier_shift"].value > parity.OPS_ABS_TOL
+    assert failed["fourier_shift"].backend == "torch" and failed["fourier_shift"].value > checks.OPS_ABS_TOL
     assert "not computed" in failed["amplitude_mae"].detail
 
 
 def test_level3_and_cross_checks_compare_against_tolerances():
     m = {"tensorflow": {"phase_ssim": 0.80, "amplitude_ssim": 0.70, "final_train_loss": 100.0},
-         "torch": {"phase_ssim": 0.80 - 2 * parity.PHASE_SSIM_TOL, "amplitude_ssim": None,
-                   "final_train_loss": 100.0 * (1 + parity.TRAIN_LOSS_REL_TOL / 2)}}
-    result = {c.subject: c.passed for c in parity.level3_checks(m)}
+         "torch": {"phase_ssim": 0.80 - 2 * checks.PHASE_SSIM_TOL, "amplitude_ssim": None,
+                   "final_train_loss": 100.0 * (1 + checks.TRAIN_LOSS_REL_TOL / 2)}}
+    result = {c.subject: c.passed for c in checks.level3_checks(m)}
     assert result == {"phase_ssim": False, "amplitude_ssim": False, "final_train_loss": True}
-    m["torch"]["final_train_loss"] = 100.0 * (1 + 2 * parity.TRAIN_LOSS_REL_TOL)
-    assert not {c.subject: c.passed for c in parity.level3_checks(m)}["final_train_loss"]
+    m["torch"]["final_train_loss"] = 100.0 * (1 + 2 * checks.TRAIN_LOSS_REL_TOL)
+    assert not {c.subject: c.passed for c in checks.level3_checks(m)}["final_train_loss"]
     rng = np.random.default_rng(0)
     obj = (rng.standard_normal((8, 8)) + 1j).astype(np.complex64)
     objects = {("tensorflow", "tensorflow"): obj, ("tensorflow", "torch"): obj * (1 + 1e-6),
                ("torch", "torch"): obj, ("torch", "tensorflow"): obj * 1.01}
-    cross = {c.name: c.passed for c in parity.cross_checks(objects)}
+    cross = {c.name: c.passed for c in checks.cross_checks(objects)}
     assert cross == {"tensorflow bundle inferred by torch": True, "torch bundle inferred by tensorflow": False}
 
 
@@ -121,7 +121,7 @@ def test_quick_parity_levels_0_to_2_pass(tmp_path):
     levels = {c["level"] for c in rep["checks"]}
     assert levels == {0, 1, 2}
     ops = {(c["subject"], c["backend"]) for c in rep["checks"] if c["level"] == 0}
-    assert ops == {(op, b) for op in OPS for b in parity.BACKENDS}  # every op, in each backend
+    assert ops == {(op, b) for op in OPS for b in checks.BACKENDS}  # every op, in each backend
     assert all(c["value"] <= c["tolerance"] for c in rep["checks"] if "AT LEAST" not in c["detail"])
     assert json.loads((run / "run.json").read_text())["status"] == "ok"
     assert "## Checks" in (run / "parity.md").read_text()
@@ -161,7 +161,7 @@ def test_full_fixture_parity_passes_with_a_readable_report(tmp_path):
     assert len([c for c in rep["checks"] if c["level"] == "cross"]) == 2
     from engine.bundle import load_bundle
 
-    for b in parity.BACKENDS:
+    for b in checks.BACKENDS:
         history = load_bundle(run / rep["runs"][f"train {b}"] / "bundle").history
         assert len(history) == rep["options"]["epochs"]
         assert history[-1]["train_loss"] < MAX_LOSS_RATIO * history[0]["train_loss"]  # it trained
@@ -185,7 +185,7 @@ def test_full_fixture_parity_passes_with_a_readable_report(tmp_path):
 #: it was with a cap of 1, so the ratio is about two thirds rather than a third: measured 0.656 TensorFlow / 0.683
 #: PyTorch on AVX2, 0.675 TensorFlow on AVX-512. A network that does not learn keeps its first loss (ratio near 1);
 #: 0.8 sits between: the largest measured ratio moved by level 3's final-loss tolerance (10 %, derived from the
-#: round-off chaos of 5-epoch trainings, engine/parity.py) is 0.683 × 1.1 = 0.75.
+#: round-off chaos of 5-epoch trainings, engine/parity/checks.py) is 0.683 × 1.1 = 0.75.
 #: Phase SSIM on the held-out fixture is chaotic at 5 epochs (docs/parity.md: a 1e-7 nudge of the initial weights
 #: moved it by 0.11), so its gate only asks for a reconstruction clearly better than noise, below every measured value
 #: (0.507 PyTorch, 0.520 TensorFlow on AVX2 with amplitude_max 2; 0.359–0.472 before it).

@@ -1,7 +1,7 @@
 """Cross-backend parity, levels 1 and 2 (docs/parity.md): the same canonical weights and batch in TF and in torch.
 
-Each backend runs in its own child process (engine.parity_probe); this process imports neither framework. The
-assertions are the checks of ``pinnacle parity`` itself (engine.parity.level1_checks / level2_checks), so the
+Each backend runs in its own child process (engine.parity.probe); this process imports neither framework. The
+assertions are the checks of ``pinnacle parity`` itself (engine.parity.checks: level1_checks, level2_checks), so the
 command and the suite cannot drift apart. CI size (n_filters_scale 1), N = 64, gridsize 1 and 2.
 
 Level 2 compares what one training step computes — every parameter tensor's gradient, the optimiser's rule on
@@ -19,11 +19,12 @@ import textwrap
 import numpy as np
 import pytest
 
-from engine import grouping, parity
+from engine import grouping
+from engine.parity import checks as parity_checks
 from engine.backend_api import PhysicsConstants, TrainingData
 from engine.config import ModelConfig, RunConfig, TrainingConfig
-from engine.parity_probe import Case, run_in_child, write_inputs
-from engine.parity_report import failure_line
+from engine.parity.probe import Case, run_in_child, write_inputs
+from engine.parity.report import failure_line
 from engine.scaling import compute_scales
 from engine.weights import init_weights
 from tests.synthetic import make_synthetic
@@ -46,12 +47,13 @@ def make_case(gridsize: int, seed: int = 0, batch: int = 4) -> Case:
     data = TrainingData(syn["diffraction"], groups, groups, scales.input_scale)
     consts = PhysicsConstants(syn["probe"], scales.photon_scale, scales.input_scale, N, model.channels)
     weights = init_weights(model, seed)
-    return Case(cfg, weights, consts, data.batch(groups, np.arange(batch)), parity.given_gradients(weights, seed))
+    return Case(cfg, weights, consts, data.batch(groups, np.arange(batch)),
+                parity_checks.given_gradients(weights, seed))
 
 
-def level2(case: Case, name: str, tf_out, torch_out) -> list[parity.Check]:
-    return parity.level2_checks(name, case.weights, case.cfg.training.learning_rate,
-                                parity.reduction_length(case.batch), tf_out, torch_out, case.given)
+def level2(case: Case, name: str, tf_out, torch_out) -> list[parity_checks.Check]:
+    return parity_checks.level2_checks(name, case.weights, case.cfg.training.learning_rate,
+                                       parity_checks.reduction_length(case.batch), tf_out, torch_out, case.given)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,7 @@ def test_level1_same_weights_same_patches_and_loss(probed, gridsize):
     assert tf_out.objects.shape == torch_out.objects.shape == (B, gridsize**2, N, N)
     assert np.abs(tf_out.objects).max() > 0.1  # a real prediction, not zeros
     assert all(loss > 0 for loss in torch_out.losses.values())
-    checks = parity.level1_checks(name, tf_out, torch_out)
+    checks = parity_checks.level1_checks(name, tf_out, torch_out)
     assert len(checks) == 3 and all(c.passed for c in checks), [failure_line(c) for c in checks]
 
 
@@ -103,16 +105,16 @@ def test_levels_1_and_2_hold_with_another_cpus_kernels(probed, tmp_path, monkeyp
         monkeypatch.setenv(key, value)
     out = {b: run_in_child(b, tmp / "in.npz", tmp_path / f"{b}.npz", timeout=600) for b in ("tensorflow", "torch")}
     for name, case in cases.items():
-        checks = parity.level1_checks(name, out["tensorflow"][name], out["torch"][name])
+        checks = parity_checks.level1_checks(name, out["tensorflow"][name], out["torch"][name])
         checks += level2(case, name, out["tensorflow"][name], out["torch"][name])
         assert all(c.passed for c in checks), [failure_line(c) for c in checks if not c.passed]
 
 
 def test_gradient_tolerance_is_derived_from_float32_round_off():
     # γ_K = K·u/(1 − K·u) with u = 2⁻²⁴; two backends, cancellation up to 10×
-    assert parity.gamma(1) == pytest.approx(2.0**-24, rel=1e-6)
-    assert parity.gradient_tolerance(4 * 64 * 64) == pytest.approx(2 * 10 * 16384 * 2.0**-24, rel=1e-3)
-    assert parity.gradient_tolerance(4 * 64 * 64) < 0.05  # a sign error (2) or a dropped term (order 1) is far out
+    assert parity_checks.gamma(1) == pytest.approx(2.0**-24, rel=1e-6)
+    assert parity_checks.gradient_tolerance(4 * 64 * 64) == pytest.approx(2 * 10 * 16384 * 2.0**-24, rel=1e-3)
+    assert parity_checks.gradient_tolerance(4 * 64 * 64) < 0.05  # a sign error (2) or a dropped term (order 1) is far out
 
 
 # ------------------------------------------------------------------------------------- broken on purpose

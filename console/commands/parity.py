@@ -1,8 +1,9 @@
 """`pinnacle parity DATA.npz [--test HELD_OUT.npz]`: prove that the two backends agree (docs/parity.md).
 
-A job of kind "parity": levels 0–2 in one probe child per backend, level 3 as ``pinnacle train``/``infer``
-children (engine.parity_job), then parity.json, parity.md and images in the run directory and a verdict table on
-stdout. Exit 0 when every check passes, 3 when any is out of tolerance, 2 for bad input (before any run dir).
+The command parses its options and runs engine.parity.job.parity_job (levels 0–2 in one probe child per backend,
+level 3 as ``pinnacle train``/``infer`` children, then parity.json, parity.md and images in the run directory); it
+prints the verdict table on stdout. Exit 0 when every check passes, 3 when any is out of tolerance, 2 for bad input
+(before any run dir).
 Module level imports only typer/stdlib; this process never imports TensorFlow or PyTorch.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ DEFAULT_EPOCHS = 5
 
 def parse_levels(text: str) -> tuple[int, ...]:
     from engine.errors import InputError
-    from engine.parity import LEVELS
+    from engine.parity.checks import LEVELS
 
     try:
         levels = tuple(sorted({int(x) for x in text.replace(" ", "").split(",") if x}))
@@ -26,37 +27,6 @@ def parse_levels(text: str) -> tuple[int, ...]:
     if not levels or any(x not in LEVELS for x in levels):
         raise InputError("--levels", text, "expected a comma-separated subset of 0,1,2,3 (3 includes cross-loading)")
     return levels
-
-
-def check_options(ds, test_ds, test: str, epochs: int, gridsize: int, seed: int, filters_scale: int,
-                  levels: tuple[int, ...]) -> None:
-    """Everything that can be bad input, before the run directory exists."""
-    from engine.backends import BACKENDS, info, installed_backends
-    from engine.config import ModelConfig, RunConfig, TrainingConfig
-    from engine.errors import BackendUnavailable, ConfigError, InputError
-    from engine.grouping import default_neighbours
-    from engine.pipeline import check_training_input
-
-    present = installed_backends()  # asked without importing a framework
-    for name in BACKENDS:
-        if name not in present and (set(levels) - {0} or not present):
-            b = info(name)
-            why = "" if not present else "levels 1-3 compare both backends (--levels 0 checks one alone); "
-            raise BackendUnavailable("--backend", name, f"{why}{b.label} is not installed; install it with: "
-                                     f"{b.install}")
-    options = {"n_filters_scale": "--filters-scale", "gridsize": "--gridsize", "epochs": "--epochs", "seed": "--seed"}
-    try:
-        model = ModelConfig(N=ds.N, n_filters_scale=filters_scale, gridsize=gridsize)
-        training = TrainingConfig(epochs=epochs, seed=seed, neighbours=default_neighbours(gridsize))
-        cfg = RunConfig(model=model, training=training)
-    except ConfigError as exc:
-        raise InputError(options.get(exc.key) or str(exc.key), None, exc.expected) from exc
-    check_training_input(ds.source, ds, cfg)
-    if 3 in levels:
-        if test_ds.N != ds.N:
-            raise InputError(test, "diffraction", f"expected patterns of N = {ds.N} (the training data's), got {test_ds.N}")
-        if test_ds.object is None:
-            raise InputError(test, "objectGuess", "expected the true object: level 3 compares reconstruction metrics")
 
 
 def table_rows(checks: list[dict]) -> list[dict]:
@@ -88,7 +58,7 @@ def verdict_table(report: dict):
     from rich.markup import escape
     from rich.table import Table
 
-    from engine.parity_report import level_key
+    from engine.parity.report import level_key
 
     table = Table(title="Pinnacle parity: TensorFlow vs PyTorch", title_justify="left")
     for col, kw in (("level", {}), ("check", {}), ("value", {"justify": "right"}),
@@ -101,6 +71,30 @@ def verdict_table(report: dict):
         name = c["name"] + (f" [{c['backend']}]" if c["backend"] and c["backend"] not in c["name"] else "")
         table.add_row(level_key(c["level"]), escape(name), value, f"{c['tolerance']:.3g}", result)
     return table
+
+
+def print_verdict(report: dict, run_dir, as_json: bool, to_stderr: bool) -> None:
+    """parity.json on stdout (``--json``), or the verdict table, the failures and one line naming the report."""
+    import json
+    import sys
+
+    from engine.parity.report import json_safe
+
+    if as_json:
+        print(json.dumps(json_safe(report), indent=2))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    out = Console(file=sys.stderr if to_stderr else sys.stdout, width=max(120, Console().width),
+                  soft_wrap=False)  # stdout belongs to the event stream with --events -
+    out.print(verdict_table(report))
+    for line in report["failures"]:
+        out.print(f"[bold red]FAIL[/] {escape(line)}", highlight=False)
+    n, bad = len(report["checks"]), len(report["failures"])
+    verdict = (f"[bold green]PASS[/]: the backends agree on all {n} checks" if report["passed"] else
+               f"[bold red]FAIL[/]: {bad} of {n} checks out of tolerance (exit 3)")
+    out.print(f"{verdict}. Report: {run_dir / 'parity.md'}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -124,74 +118,17 @@ def register(app: typer.Typer) -> None:
         progress: bool = progress_option(),
     ) -> None:
         """Run the parity levels 0–3 and cross-loading on both backends; exit 3 when anything is out of tolerance."""
-        import json
-        import sys
-        from pathlib import Path
-
-        from engine.errors import EXIT_PARITY, InputError
-        from engine.pipeline import dataset_info, load_data
+        from engine.errors import InputError
+        from engine.parity.job import parity_job
 
         lv = parse_levels(levels)
         if as_json and events == "-":
             raise InputError("--json", None, "expected the event stream elsewhere than stdout (--events PATH)")
-        ds = load_data(data, require_probe=True)
-        test_path = test or data
-        test_ds = load_data(test_path, require_probe=False) if test else ds
-        check_options(ds, test_ds, test_path, epochs, gridsize, seed, filters_scale, lv)
 
-        from engine import parity_job, parity_report
-        from engine.jobs import Job
-        from engine.runstore import RunStore
+        def show(report: dict, run_dir) -> None:
+            print_verdict(report, run_dir, as_json, to_stderr=events == "-")
 
-        opts = parity_job.ParityOptions(data=str(data), test=str(test_path), epochs=epochs, gridsize=gridsize,
-                                        seed=seed, filters_scale=filters_scale, levels=lv)
-        config = {"data": opts.data, "test": opts.test, "epochs": epochs, "gridsize": gridsize, "seed": seed,
-                  "filters_scale": filters_scale, "levels": list(lv)}
-        with Job.start(kind="parity", store=RunStore(runs), config=config, backend="both",
-                       dataset=dataset_info(ds), events=events, events_fd=events_fd,
-                       human=None if progress else False, native_log=native_log(ctx)) as job:
-            job.stage("loading")
-            job.log(f"parity levels {', '.join(map(str, lv))} on {data}" + (f", held out {test}" if test else ""))
-            checks, level3, images = [], None, {}
-            if set(lv) & {0, 1, 2}:
-                job.stage("evaluating")
-                checks += parity_job.run_probes(job, ds, opts, job.dir / "probes")
-            if 3 in lv:
-                level3 = parity_job.run_level3(job, opts, job.dir, test_ds.M)
-                checks += level3["checks"]
-            job.stage("saving")
-            if level3 is not None:
-                images = parity_report.write_images(job.dir, level3["objects"])
-                for kind, name in images.items():
-                    job.artifact(f"parity_{kind}", job.dir / name)
-            report = parity_report.build(opts, checks, level3, images)
-            parity_report.write_json(job.dir / "parity.json", report)
-            (job.dir / "parity.md").write_text(parity_report.markdown(report, job.run_id), encoding="utf-8")
-            job.artifact("parity", job.dir / "parity.json")
-            job.artifact("parity_report", job.dir / "parity.md")
-            passed = report["passed"]
-            job.metric("parity_passed", passed, key=True)
-            job.metric("parity_failures", len(report["failures"]))
-            for line in report["failures"]:
-                job.log(f"out of tolerance: {line}", level="error")
-            if as_json:
-                print(json.dumps(parity_report.json_safe(report), indent=2))
-            else:
-                from rich.console import Console
-
-                out = Console(file=sys.stderr if events == "-" else sys.stdout, width=max(120, Console().width),
-                              soft_wrap=False)  # stdout belongs to the event stream with --events -
-                out.print(verdict_table(report))
-                from rich.markup import escape
-
-                for line in report["failures"]:
-                    out.print(f"[bold red]FAIL[/] {escape(line)}", highlight=False)
-                n, bad = len(checks), len(report["failures"])
-                verdict = (f"[bold green]PASS[/]: the backends agree on all {n} checks" if passed else
-                           f"[bold red]FAIL[/]: {bad} of {n} checks out of tolerance (exit 3)")
-                out.print(f"{verdict}. Report: {job.dir / 'parity.md'}", highlight=False)
-            if not passed:
-                job.fail_reason(f"{len(report['failures'])} of {len(checks)} parity checks out of tolerance; first: "
-                                f"{report['failures'][0]}")
-                raise typer.Exit(EXIT_PARITY)
-        raise typer.Exit(job.exit_code)
+        code = parity_job(data, test, epochs=epochs, gridsize=gridsize, seed=seed, filters_scale=filters_scale,
+                          levels=lv, runs_root=runs, events=events, events_fd=events_fd,
+                          human=None if progress else False, native_log=native_log(ctx), show=show)
+        raise typer.Exit(code)

@@ -10,6 +10,7 @@ import json
 import typer
 
 from console.commands.common import runs_option
+from engine.events import CANCELLED, FAILED, INTERRUPTED, OK, RUNNING
 
 
 def key_metric(record: dict) -> tuple[str, object] | None:
@@ -68,7 +69,7 @@ def _fmt_value(v: object) -> str:
     return f"{v:.5g}" if isinstance(v, float) else str(v)
 
 
-STATUS_STYLE = {"ok": "green", "failed": "red", "cancelled": "yellow", "interrupted": "magenta", "running": "cyan"}
+STATUS_STYLE = {OK: "green", FAILED: "red", CANCELLED: "yellow", INTERRUPTED: "magenta", RUNNING: "cyan"}
 
 
 def print_list(rows: list[dict], root: str) -> None:
@@ -89,7 +90,7 @@ def print_list(rows: list[dict], root: str) -> None:
     for r in rows:
         km = r["key_metric"]
         style = STATUS_STYLE.get(str(r["status"]), "")
-        err = r.get("error") if r["status"] == "failed" else None
+        err = r.get("error") if r["status"] == FAILED else None
         last = (f"{err.get('kind')}: {err.get('message')}" if isinstance(err, dict) else
                 f"{km['name']}={_fmt_value(km['value'])}" if km else "-")
         table.add_row(str(r["run_id"]), str(r["kind"] or "-"), f"[{style}]{r['status']}[/]" if style else str(r["status"]),

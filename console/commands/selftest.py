@@ -11,6 +11,7 @@ import json
 import typer
 
 from console.commands.common import events_fd_option, events_option, progress_option, runs_option
+from engine.events import EVALUATING, LOADING, SAVING, TRAINING
 
 
 def _write_json(path, data: dict) -> None:
@@ -40,15 +41,15 @@ def run_selftest(steps: int, delay: float, fail_at: int | None, per_step: int, r
                    events=events, events_fd=events_fd, human=None if human else False) as job:
         job.on_cancel(lambda: job.artifact("partial", _save_partial(job, done)))
         job.log("selftest: a fake training job, no backend")
-        job.stage("loading")
+        job.stage(LOADING)
         for i in range(per_step):
-            job.progress(i + 1, per_step, unit="pattern", stage="loading")
-        job.stage("training")
+            job.progress(i + 1, per_step, unit="pattern", stage=LOADING)
+        job.stage(TRAINING)
         for step in range(1, steps + 1):
             t0 = time.monotonic()
             for i in range(per_step):
                 time.sleep(delay / per_step)
-                job.progress(i + 1, per_step, unit="batch", stage="training")
+                job.progress(i + 1, per_step, unit="batch", stage=TRAINING)
                 job.check_cancel()
             if fail_at is not None and step == fail_at:
                 raise RuntimeError(f"selftest: injected failure at step {step}")
@@ -60,9 +61,9 @@ def run_selftest(steps: int, delay: float, fail_at: int | None, per_step: int, r
             job.epoch(epoch=step, epochs=steps, train_loss=loss, val_loss=1.1 * loss, lr=1e-3, seconds=seconds,
                       samples_per_s=per_step / seconds if seconds > 0 else None)
             job.artifact("checkpoint", ckpt)
-        job.stage("evaluating")
+        job.stage(EVALUATING)
         job.metric("final_loss", done["loss"], key=True)
-        job.stage("saving")
+        job.stage(SAVING)
         result = job.run.dir / "result.json"
         _write_json(result, {"steps": done["steps"], "final_loss": done["loss"]})
         job.artifact("result", result)

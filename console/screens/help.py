@@ -33,7 +33,7 @@ Press `escape` to close.
 
 
 class HelpScreen(ModalScreen):
-    BINDINGS = [Binding("escape,q,question_mark,f1", "app.pop_screen", "Close")]
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]  # the screen closes itself
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen VerticalScroll { width: 96; max-width: 100%; height: 90%; border: thick $primary; background: $surface; }

@@ -13,6 +13,7 @@ from console.messages import OpenRun
 from console.readers import RunRecord, failure_context, list_runs
 from console.screens.run import status_text
 from console.state import fmt_duration
+from engine.events import CANCELLED, FAILED, INTERRUPTED
 
 WIDE_COLUMNS = ("run", "kind", "status", "backend", "started", "duration", "key metric / error")  # dataset: below
 NARROW_COLUMNS = ("run", "status", "backend", "key metric / error")
@@ -30,10 +31,10 @@ def age(started: float | None, now: float) -> str:
 
 def outcome(r: RunRecord, width: int = 40) -> Text:
     """Key metric of a run, or the error that ended it (cut to ``width``; the detail panel has all of it)."""
-    if r.status in ("failed", "interrupted") and r.cause:
+    if r.status in (FAILED, INTERRUPTED) and r.cause:
         cause = r.cause if len(r.cause) <= width else r.cause[:width - 1] + "…"
         return Text(cause, style="red")
-    if r.status == "interrupted":
+    if r.status == INTERRUPTED:
         return Text("writer died without finishing", style="magenta")
     if r.key_metric:
         return Text(f"{r.key_metric[0]} {r.key_metric[1]:.4g}")
@@ -106,7 +107,7 @@ class HistoryScreen(Screen):
     def _detail(self) -> None:
         r = self._selected()
         detail = self.query_one("#hist-detail", Static)
-        detail.set_class(r is not None and r.status in ("failed", "interrupted"), "failed")
+        detail.set_class(r is not None and r.status in (FAILED, INTERRUPTED), "failed")
         if r is None:
             detail.update("")
             return
@@ -115,8 +116,8 @@ class HistoryScreen(Screen):
         if r.live:
             text.append(f"\nrunning (pid {r.pid}, stage {r.stage or '?'}): enter follows it live, c there cancels it",
                         style="green")
-        elif r.cause or r.status == "interrupted":
-            failed = r.status != "cancelled"
+        elif r.cause or r.status == INTERRUPTED:
+            failed = r.status != CANCELLED
             text.append(f"\n{'✘' if failed else '■'} {r.cause or 'the writer died without finishing'}",
                         style="bold red" if failed else "yellow")
             if failed:

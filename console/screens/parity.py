@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from console import imaging
-from console.parity_report import latest_parity_dir, load_parity
+from console.parity_report import load_parity, parity_dir_to_show
 from console.widgets.image import ImageView
 
 
@@ -64,8 +64,7 @@ class ParityScreen(Screen):
         self.render_report()
 
     def render_report(self) -> None:
-        app = self.app
-        run_dir = app.results_dir if app.results_dir and (Path(app.results_dir) / "parity.json").exists() else latest_parity_dir(app.runs_root)
+        run_dir = parity_dir_to_show(self.app.results_dir, self.app.runs_root)
         head = self.query_one("#par-head", Static)
         tables = {w: self.query_one(f"#{w}", DataTable) for w in ("par-checks", "par-metrics", "par-runtimes")}
         for t in tables.values():

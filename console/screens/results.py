@@ -16,6 +16,7 @@ from console import imaging
 from console.readers import RunResults, failure_context, load_results, metric_rows, why_no_reconstruction
 from console.screens.run import status_text
 from console.widgets.image import ImageView
+from engine.events import FAILED, INTERRUPTED
 
 PANELS = ("obj0", "obj1", "truth", "diff")
 
@@ -121,7 +122,7 @@ class ResultsScreen(Screen):
             text.append(f"  {rec.kind} · {rec.backend}" + (f" · trained on {rec.dataset}" if rec.kind == "train" else ""))
         if res.scan:
             text.append(f"  scan {Path(res.scan).name}", style="dim")
-        if rec is not None and rec.status in ("failed", "interrupted"):
+        if rec is not None and rec.status in (FAILED, INTERRUPTED):
             text.append(f"\n✘ {rec.cause or 'the writer died without finishing (killed, out of memory, power)'}",
                         style="bold red")
             for line in failure_context(res.run_dir):

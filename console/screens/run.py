@@ -16,12 +16,12 @@ from textual.widgets.option_list import Option
 from console import imaging
 from console.messages import CancelRun, SelectRun
 from console.readers import Preview, load_preview
-from console.state import (CANCELLED, FAILED, INTERRUPTED, OK, OUTSIDE, RUNNING, STAGE_ORDER, STORED, RunView,
-                           fmt_duration)
+from console.state import OUTSIDE, STAGE_ORDER, STORED, RunView, fmt_duration
 from console.widgets.image import ImageView
 from console.widgets.log_tail import LogTail
 from console.widgets.loss_plot import LossPlot
 from engine.backends import SHORT_LABELS
+from engine.events import CANCELLED, FAILED, INFERENCE, INTERRUPTED, OK, REFINING, RUNNING, TRAINING
 
 ICONS = {RUNNING: ("●", "green"), OK: ("✔", "green"), FAILED: ("✘", "red"), CANCELLED: ("■", "yellow"),
          INTERRUPTED: ("✘", "magenta")}
@@ -49,12 +49,12 @@ def stage_line(view: RunView) -> Text:
 def rate_line(view: RunView) -> str:
     """Epochs done, throughput in named units, ETA, time — each only where the run has such a thing."""
     parts = []
-    looping = view.stage in ("training", "refining")
+    looping = view.stage in (TRAINING, REFINING)
     if view.epochs and (view.epoch or looping):
-        label = "refinement epochs" if view.stage == "refining" else "epochs"
+        label = "refinement epochs" if view.stage == REFINING else "epochs"
         parts.append(f"{view.epoch}/{view.epochs} {label}")
     value, unit = view.rate
-    if value is not None or looping or view.stage == "inference":
+    if value is not None or looping or view.stage == INFERENCE:
         parts.append(f"{value:,.1f} {unit}" if value is not None else f"– {unit}")
     if view.finished:
         parts.append(f"ran {fmt_duration(view.t)}")

@@ -14,11 +14,13 @@ import math
 
 import torch
 
+from engine.backend_api import ADAM_BETAS, ADAM_EPS
+
 
 class KerasAdam(torch.optim.Optimizer):
     """Constant learning rate, no weight decay, no amsgrad — exactly what training uses (docs/backends.md)."""
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-7):
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = ADAM_BETAS, eps: float = ADAM_EPS):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
     @torch.no_grad()

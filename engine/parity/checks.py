@@ -1,8 +1,8 @@
 """What "the backends agree" means (docs/parity.md), as numbers: named tolerances and the checks of every level.
 
-Each level function compares what the backends computed (gathered by engine.parity_job in child processes — a
-process imports at most one framework) and returns a list of ``Check``. A tolerance is never loosened to make a
-failure pass: a failing check is a bug in a backend. docs/parity.md explains every value.
+Each level function compares what the backends computed (gathered by engine.parity.job and engine.parity.level3 in
+child processes — a process imports at most one framework) and returns a list of ``Check``. A tolerance is never
+loosened to make a failure pass: a failing check is a bug in a backend. docs/parity.md explains every value.
 """
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def _json_float(v):
     return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
 
 
-def _at_most(name, level, subject, value, tol, detail="", backend="", group="") -> Check:
+def at_most(name, level, subject, value, tol, detail="", backend="", group="") -> Check:
     """``value`` must be finite and ≤ ``tol`` (a NaN fails)."""
     ok = value is not None and math.isfinite(float(value)) and float(value) <= tol
     return Check(name, level, subject, None if value is None else float(value), tol, bool(ok), detail, backend, group)
@@ -174,30 +174,30 @@ def level0_checks(backend: str, got: dict[str, tuple[np.ndarray, ...]], oracle: 
             checks.append(Check(name, 0, op, None, OPS_ABS_TOL, False,
                                 f"shape {[np.shape(g) for g in out]}, expected {[np.shape(w) for w in want]}", backend))
         elif np.ndim(want[0]) == 0:  # a loss
-            checks.append(_at_most(name, 0, op, loss_error(out[0], want[0]), LOSS_REL_TOL,
+            checks.append(at_most(name, 0, op, loss_error(out[0], want[0]), LOSS_REL_TOL,
                                    f"{float(out[0]):.8g} vs {float(want[0]):.8g}; |ΔL|/max(1,|L|)", backend))
         elif op in RELATIVE_OPS:
             errs = [max_abs(g, w) / max(float(np.max(np.abs(w))), 1e-30) for g, w in zip(out, want)]
             parts = ", ".join(f"{e:.2g}" for e in errs)
-            checks.append(_at_most(name, 0, op, max(errs), OPS_ABS_TOL,
+            checks.append(at_most(name, 0, op, max(errs), OPS_ABS_TOL,
                                    f"max abs error / max |oracle| per output ({parts})", backend))
         else:
             errs = [max_abs(g, w) for g, w in zip(out, want)]
             parts = ", ".join(f"{e:.2g}" for e in errs) if len(errs) > 1 else ""
-            checks.append(_at_most(name, 0, op, max(errs), OPS_ABS_TOL,
+            checks.append(at_most(name, 0, op, max(errs), OPS_ABS_TOL,
                                    "max abs error" + (f" per output ({parts})" if parts else ""), backend))
     return checks
 
 
 # ----------------------------------------------------------------------------------------------- level 1
 def level1_checks(case: str, tf_out, torch_out) -> list[Check]:
-    """Same weights, same batch: predicted patches and each loss kind (engine.parity_probe.Outputs)."""
-    checks = [_at_most(f"network output, {case}", 1, "predicted object patches",
+    """Same weights, same batch: predicted patches and each loss kind (engine.parity.probe.Outputs)."""
+    checks = [at_most(f"network output, {case}", 1, "predicted object patches",
                        relative_error(tf_out.objects, torch_out.objects), NETWORK_REL_TOL,
                        "‖O_tf − O_torch‖ / ‖O_torch‖")]
     for kind in sorted(torch_out.losses):
         a, b = tf_out.losses.get(kind, float("nan")), torch_out.losses[kind]
-        checks.append(_at_most(f"{kind} batch loss, {case}", 1, f"{kind} loss", loss_error(a, b), NETWORK_REL_TOL,
+        checks.append(at_most(f"{kind} batch loss, {case}", 1, f"{kind} loss", loss_error(a, b), NETWORK_REL_TOL,
                                f"tf {a:.8g} vs torch {b:.8g}; |ΔL|/max(1,|L|)"))
     return checks
 
@@ -213,7 +213,7 @@ def _flat(d: dict[str, np.ndarray], keys) -> np.ndarray:
 
 def level2_checks(case: str, w0: dict[str, np.ndarray], lr: float, reduction: int, tf_out, torch_out,
                   given: tuple[dict[str, np.ndarray], ...]) -> list[Check]:
-    """One training step from ``w0`` on the same batch (engine.parity_probe.Outputs of each backend):
+    """One training step from ``w0`` on the same batch (engine.parity.probe.Outputs of each backend):
 
     1. the gradient of every canonical parameter tensor, ‖g_tf − g_torch‖ / max(‖g_torch‖, γ_K·‖g_torch‖_all)
        ≤ gradient_tolerance(K) — the floor makes a tensor whose whole gradient is round-off-sized (the phase head's
@@ -239,12 +239,12 @@ def level2_checks(case: str, w0: dict[str, np.ndarray], lr: float, reduction: in
         scale = max(float(np.linalg.norm(np.asarray(g_to[k], np.float64))), floor)
         err = float(np.linalg.norm(np.asarray(g_tf[k], np.float64) - g_to[k])) / max(scale, 1e-300)
         how = "‖Δg‖/‖g‖" if scale > floor else f"‖Δg‖/(γ_K·‖g_all‖): round-off-sized tensor"
-        checks.append(_at_most(f"gradient of {k}, {case}", 2, f"gradient {k}", err, tol,
+        checks.append(at_most(f"gradient of {k}, {case}", 2, f"gradient {k}", err, tol,
                                f"{how}; K = {reduction}", group=f"gradients, {case}"))
 
-    if given:  # applied to zero weights (engine.parity_probe.probe)
+    if given:  # applied to zero weights (engine.parity.probe.probe)
         d_tf, d_to = _flat(tf_out.optimized, names), _flat(torch_out.optimized, names)
-        checks.append(_at_most(f"optimiser rule on {len(given)} given gradients, {case}", 2, "optimiser rule",
+        checks.append(at_most(f"optimiser rule on {len(given)} given gradients, {case}", 2, "optimiser rule",
                                float(np.max(np.abs(d_tf - d_to))) / lr, OPTIMIZER_TOL,
                                f"max |Δθ_tf − Δθ_torch| / lr (lr {lr:g}); Adam β, ε and bias correction"))
 
@@ -261,9 +261,9 @@ def level2_checks(case: str, w0: dict[str, np.ndarray], lr: float, reduction: in
         vec = elem = None
     moved = float(np.max(np.abs(s_to))) / lr
     checks += [
-        _at_most(f"update vector of one training step, {case}", 2, "update vector", vec, STEP_AGREE,
+        at_most(f"update vector of one training step, {case}", 2, "update vector", vec, STEP_AGREE,
                  f"‖Δ_tf − Δ_torch‖ / ‖Δ_torch‖; {excluded}"),
-        _at_most(f"update per component of one training step, {case}", 2, "update per component", elem, STEP_AGREE,
+        at_most(f"update per component of one training step, {case}", 2, "update per component", elem, STEP_AGREE,
                  f"max |Δ_tf − Δ_torch| / lr; {excluded}"),
         Check(f"a step was taken, {case}", 2, "update size", moved, STEP_MIN_MOVE, bool(moved >= STEP_MIN_MOVE),
               "largest parameter move / lr (torch); must be AT LEAST the tolerance"),
@@ -291,7 +291,7 @@ def level3_checks(metrics: dict[str, dict[str, float | None]]) -> list[Check]:
             continue
         delta = abs(a - b) / max(abs(b), 1e-30) if how == "rel" else abs(a - b)
         detail = f"tf {a:.4g} vs torch {b:.4g}; " + ("|Δ|/|torch|" if how == "rel" else "|Δ|")
-        checks.append(_at_most(f"{key} agreement", 3, key, delta, tol, detail))
+        checks.append(at_most(f"{key} agreement", 3, key, delta, tol, detail))
     return checks
 
 
@@ -308,7 +308,7 @@ def cross_checks(objects: dict[tuple[str, str], np.ndarray]) -> list[Check]:
                 checks.append(Check(name, "cross", f"{a} bundle", None, CROSS_REL_TOL, False,
                                     "reconstruction missing or on a different grid", b))
                 continue
-            checks.append(_at_most(name, "cross", f"{a} bundle", relative_error(other, own), CROSS_REL_TOL,
+            checks.append(at_most(name, "cross", f"{a} bundle", relative_error(other, own), CROSS_REL_TOL,
                                    f"‖O_{a}→{b} − O_{a}→{a}‖ / ‖O_{a}→{a}‖ (complex object)", b))
     return checks
 

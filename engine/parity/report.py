@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.backends import BACKENDS, LABELS
-from engine.jsonsafe import json_safe  # noqa: F401  (the parity command uses parity_report.json_safe)
-from engine.parity import Check
+from engine.jsonsafe import json_safe
+from engine.parity.checks import Check
 
 FORMAT = 1
 LEVEL_TITLES = {0: "Level 0 — ops vs the numpy oracle", 1: "Level 1 — same weights, same network output",
@@ -60,7 +60,7 @@ def contention_note(c: dict | None) -> str:
 
 
 def build(opts, checks: list[Check], level3: dict | None, images: dict[str, str]) -> dict:
-    from engine.parity import verdict
+    from engine.parity.checks import verdict
 
     return {
         "format": FORMAT,

@@ -3,7 +3,7 @@
 Both frameworks in one process would share (and fight over) threads, allocators and logging, and the console rule
 is that a process imports at most one framework — so the comparison runs each backend in its own child:
 
-    python -m engine.parity_probe BACKEND INPUT.npz OUTPUT.npz
+    python -m engine.parity.probe BACKEND INPUT.npz OUTPUT.npz
 
 INPUT holds cases (``write_inputs``): per case a run config (JSON), canonical weights, one batch, the physics
 constants and a short sequence of given gradients. OUTPUT holds, per case, what the backend computed from them:
@@ -37,7 +37,7 @@ class Case:
     weights: dict[str, np.ndarray]
     consts: PhysicsConstants
     batch: Batch
-    given: tuple[dict[str, np.ndarray], ...] = ()  # gradients for the optimiser-rule check (engine.parity)
+    given: tuple[dict[str, np.ndarray], ...] = ()  # gradients for the optimiser-rule check (engine.parity.checks)
 
 
 @dataclass(frozen=True)
@@ -155,12 +155,12 @@ def read_ops_outputs(path: Path) -> dict[str, tuple[np.ndarray, ...]]:
 
 def write_inputs(path: Path, cases: dict[str, Case], ops: dict[str, dict[str, np.ndarray]] | None = None,
                  refine=None) -> None:
-    """``refine``: an engine.parity_refine.StepCase (level-2 refinement step), or None."""
+    """``refine``: an engine.parity.refine.StepCase (level-2 refinement step), or None."""
     arrays: dict[str, np.ndarray] = {"cases": np.array(json.dumps(sorted(cases)))}
     if ops:
         arrays.update(_ops_arrays("ops", ops))
     if refine is not None:
-        from engine import parity_refine
+        from engine.parity import refine as parity_refine
 
         arrays.update(parity_refine.arrays(refine))
     for name, c in cases.items():
@@ -234,8 +234,8 @@ def write_outputs(path: Path, outputs: dict[str, Outputs], ops_out: dict[str, tu
 
 
 def read_refine_outputs(path: Path) -> dict[str, np.ndarray]:
-    """The level-2 refinement step's outputs (engine.parity_refine.run_steps), empty when there were none."""
-    from engine import parity_refine
+    """The level-2 refinement step's outputs (engine.parity.refine.run_steps), empty when there were none."""
+    from engine.parity import refine as parity_refine
 
     with np.load(path, allow_pickle=False) as z:
         return parity_refine.outputs(z)
@@ -253,7 +253,7 @@ def read_outputs(path: Path) -> dict[str, Outputs]:
 def run_in_child(backend: str, inputs: Path, output: Path, timeout: float | None = None) -> dict[str, Outputs]:
     """Run the probe for ``backend`` in a fresh interpreter and read its results (raises on failure)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-    proc = subprocess.run([sys.executable, "-m", "engine.parity_probe", backend, str(inputs), str(output)],
+    proc = subprocess.run([sys.executable, "-m", "engine.parity.probe", backend, str(inputs), str(output)],
                           capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"parity probe for {backend} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3:
-        print("usage: python -m engine.parity_probe BACKEND INPUT.npz OUTPUT.npz", file=sys.stderr)
+        print("usage: python -m engine.parity.probe BACKEND INPUT.npz OUTPUT.npz", file=sys.stderr)
         return 2
     backend = load_backend(args[0])
     cases = read_inputs(Path(args[1]))
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
 
         module = importlib.import_module(info(canonical_name(args[0])).ops_module)
         ops_out = {op: call_op(module, op, a) for op, a in ops_in.items()}
-    from engine import parity_refine
+    from engine.parity import refine as parity_refine
 
     with np.load(Path(args[1]), allow_pickle=False) as z:
         step_case = parity_refine.read_case(z)

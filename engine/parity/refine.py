@@ -1,7 +1,7 @@
 """Parity of the refinement (docs/parity.md): one refinement step at level 2, and the refined objects end to end.
 
 Level 2: the same object, probe and batch of patterns go to each backend's ``refine_step`` (in the probe child,
-engine.parity_probe) and to the numpy oracle (engine.refine.step, here); the updates must agree — object only, and
+engine.parity.probe) and to the numpy oracle (engine.refine.step, here); the updates must agree — object only, and
 object and probe together. End to end (with level 3): `pinnacle reconstruct --method iterative` in each backend on
 the held-out scan; the refined objects must agree.
 """
@@ -13,7 +13,7 @@ import numpy as np
 
 from engine import refine as R
 from engine.backends import BACKENDS
-from engine.parity import Check, _at_most
+from engine.parity.checks import Check, at_most
 
 #: Level 2, one refinement step: ‖ΔO_backend − ΔO_other‖ / ‖ΔO_other‖ (and the same for the probe). The update is
 #: linear in the gradient, whose detector-space factor w·(1 − n/λ) = (λ − n)/(λ + n) is bounded by 1, so nothing
@@ -122,16 +122,16 @@ def step_checks(case: StepCase, got: dict[str, dict[str, np.ndarray]]) -> list[C
             if variant == "object+probe":
                 err = max(err, _rel(out[f"refine_out/{variant}/probe"] - p0, ref_p))
                 detail = "worst of ‖ΔO − ΔO_oracle‖ / ‖ΔO_oracle‖ and the same for the probe"
-            checks.append(_at_most(f"refinement step ({variant}) vs oracle", 2, "refinement step", err,
+            checks.append(at_most(f"refinement step ({variant}) vs oracle", 2, "refinement step", err,
                                    REFINE_STEP_TOL, detail, backend))
             dev, ref_dev = float(out[f"refine_out/{variant}/deviance"]), float(want[f"refine_out/{variant}/deviance"])
-            checks.append(_at_most(f"refinement batch deviance ({variant}) vs oracle", 2, "refinement loss",
+            checks.append(at_most(f"refinement batch deviance ({variant}) vs oracle", 2, "refinement loss",
                                    abs(dev - ref_dev) / max(abs(ref_dev), 1e-300), REFINE_LOSS_TOL, "|ΔL| / L",
                                    backend))
         if len(got) == 2 and all(f"refine_out/{variant}/object" in o for o in got.values()):
             (_, a), (_, b) = sorted(got.items())
             err = _rel(a[f"refine_out/{variant}/object"] - o0, b[f"refine_out/{variant}/object"] - o0)
-            checks.append(_at_most(f"refinement step ({variant}), tensorflow vs torch", 2, "refinement step", err,
+            checks.append(at_most(f"refinement step ({variant}), tensorflow vs torch", 2, "refinement step", err,
                                    REFINE_STEP_TOL, "‖ΔO_tf − ΔO_torch‖ / ‖ΔO_torch‖"))
     return checks
 
@@ -143,11 +143,11 @@ def end_to_end_checks(objects: dict[str, np.ndarray], metrics: dict[str, dict]) 
     if a is None or b is None or np.shape(a) != np.shape(b):
         return [Check("refined object, tensorflow vs torch", 3, "refined object", None, REFINE_OBJECT_TOL, False,
                       "a refined object is missing or on another grid")]
-    checks = [_at_most("refined object, tensorflow vs torch", 3, "refined object", _rel(a, b), REFINE_OBJECT_TOL,
+    checks = [at_most("refined object, tensorflow vs torch", 3, "refined object", _rel(a, b), REFINE_OBJECT_TOL,
                        "‖O_tf − O_torch‖ / ‖O_torch‖ (iterative refinement, complex object)")]
     sa, sb = (metrics.get(k, {}).get("phase_ssim") for k in (first, second))
     if isinstance(sa, (int, float)) and isinstance(sb, (int, float)):
-        checks.append(_at_most("refined phase SSIM agreement", 3, "refined phase_ssim", abs(sa - sb),
+        checks.append(at_most("refined phase SSIM agreement", 3, "refined phase_ssim", abs(sa - sb),
                                REFINE_OBJECT_TOL, f"tf {sa:.5f} vs torch {sb:.5f}; |Δ| (an SSIM moves less than the "
                                "object's relative change)"))
     return checks
