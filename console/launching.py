@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.commands.train import DEFAULT_EPOCHS
+from console.commands.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 from console.messages import JobRequest
 from engine.backends import LABELS  # the registry; imports no framework
 
@@ -62,7 +62,7 @@ TRAIN_FIELDS = (
     Field("epochs", "--epochs", "epochs", str(DEFAULT_EPOCHS), 1, 100000),
     Field("gridsize", "--gridsize", "gridsize", "1", 1, 3),
     Field("n-groups", "--n-groups", "groups", "", 1, optional=True),
-    Field("batch-size", "--batch-size", "batch", "16", 1, 4096),
+    Field("batch-size", "--batch-size", "batch", str(DEFAULT_BATCH_SIZE), 1, 4096),
     Field("filters-scale", "--filters-scale", "filters", "1", 1, 8),
     Field("learning-rate", "--learning-rate", "lr", "0.001", 1e-7, 1.0, integer=False),
     Field("seed", "--seed", "seed", "0", 0),

@@ -14,7 +14,7 @@ from engine.config import SimulationConfig
 #: Held-out pair: the same recipe, different seeds (so a different lines object, scan jitter and noise).
 #: 14×14 raster keeps each NPZ under 10 MB (each pattern costs 48 KiB: amplitude + ground-truth patch).
 _COMMON = dict(object_kind="lines", probe_kind="disk", scan_kind="raster", N=64, n_positions=196,
-               object_size=152, nphotons=1e9, probe_radius=10.0, probe_defocus=0.0, scan_step=6.0, jitter=0.5)
+               object_size=152, nphotons=1e9, probe_radius=10.0, probe_defocus=3.0, scan_step=6.0, jitter=0.5)
 FIXTURES: dict[str, SimulationConfig] = {
     "train.npz": SimulationConfig(**_COMMON, seed=1),
     "test.npz": SimulationConfig(**_COMMON, seed=2),

@@ -18,7 +18,7 @@ from console.widgets.loss_plot import LogTicks
 from console.widgets.path_suggester import complete_path
 from tests.console_canned import (make_hybrid_run, make_run, metrics_block, training_stream, truth, write_preview)
 
-FIELDS = {"epochs": "20", "gridsize": "1", "n-groups": "", "batch-size": "16", "filters-scale": "1",
+FIELDS = {"epochs": "20", "gridsize": "1", "n-groups": "", "batch-size": "4", "filters-scale": "1",
           "learning-rate": "0.001", "seed": "0", "eval-every": ""}
 
 

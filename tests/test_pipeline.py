@@ -272,13 +272,19 @@ def test_stitch_grid_without_truth_covers_every_patch() -> None:
 INSTALLED = [b for b, mod in (("tensorflow", "tensorflow"), ("torch", "lightning")) if importlib.util.find_spec(mod)]
 
 
-#: The slow tests train with the CLI's default epochs (what a user gets). Measured on the held-out fixture (phase
-#: SSIM after ambiguity removal): untrained 0.38–0.44 (a nearly flat phase already scores that), 6 epochs 0.36–0.48
-#: (not reliably better), 20 epochs (default) ≈ 0.56 with FRC50 ≈ 9 px; the untrained net crosses no FRC threshold.
-PHASE_SSIM_FLOOR = 0.50
+#: The slow tests train with the CLI's defaults (20 epochs, batch 4: what a user gets). Floors from the spread that
+#: float32 round-off alone gives: eight such trainings of the fixture (TensorFlow and PyTorch, each from the seeded
+#: weights and from three 1e-7-nudged copies; docs/performance.md "Batch size") gave phase SSIM 0.827–0.848 (σ 0.0065),
+#: complex NRMSE 0.209–0.221 (σ 0.0044), amplitude SSIM 0.34–0.50 (σ 0.053: at this budget the amplitude is still
+#: being learned, and round-off decides how far). Each floor is the worst value moved by 3·√2·σ̂ (σ̂: the 95 % upper
+#: bound of σ from eight runs, 1.80·σ) — phase 0.827 − 0.049, NRMSE 0.221 + 0.034 — so another machine's kernels
+#: pass and a network that learns less fails; amplitude 0.27 is 3σ below its mean (batch 16 gave 0.29). The phase
+#: FRC50 is not gated: the phase is right in detail (FRC above 1/7 out to ~3.5 px) but a little low in contrast, so
+#: its FRC can dip below 0.5 in the second ring (the complex FRC50 crossing is ~16 px in seven runs of eight, 1.6 in one).
+PHASE_SSIM_FLOOR = 0.77
 PHASE_SSIM_MARGIN = 0.08  # over the untrained network, same seed and initial weights
-PHASE_FRC50_MAX_PX = 14.0  # the trained model resolves structure; untrained: threshold not crossed
-AMPLITUDE_SSIM_FLOOR = 0.20  # measured 0.26–0.30: amplitude is the weak part at this budget (docs/performance.md)
+COMPLEX_NRMSE_MAX = 0.26
+AMPLITUDE_SSIM_FLOOR = 0.27
 
 
 def _cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -309,7 +315,7 @@ def test_train_save_load_infer_beats_untrained(backend: str, tmp_path: Path) -> 
     metrics = _metrics(run)
     trained = metrics["phase"]["ssim"]
     assert trained >= PHASE_SSIM_FLOOR, metrics["phase"]
-    assert metrics["phase"]["frc50_px"] is not None and metrics["phase"]["frc50_px"] <= PHASE_FRC50_MAX_PX, metrics["phase"]
+    assert metrics["complex"]["nrmse"] <= COMPLEX_NRMSE_MAX, metrics["complex"]
     assert metrics["amplitude"]["ssim"] >= AMPLITUDE_SSIM_FLOOR, metrics["amplitude"]
 
     from engine.bundle import load_bundle, write_bundle

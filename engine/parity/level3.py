@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.backends import BACKENDS
-from engine.parity.checks import cross_checks, level3_checks
+from engine.parity.checks import LEVEL3_BATCH_SIZE, cross_checks, level3_checks
 from engine.parity.refine import end_to_end_checks
 
 
@@ -143,6 +143,7 @@ def run_level3(job, opts: ParityOptions, root: Path, n_test: int) -> dict:
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     common = ["--epochs", str(opts.epochs), "--gridsize", str(opts.gridsize), "--seed", str(opts.seed),
+              "--batch-size", str(LEVEL3_BATCH_SIZE),
               "--filters-scale", str(opts.filters_scale), "--runs", str(runs)]
     job.stage("training")
     trained = {}
