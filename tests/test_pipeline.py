@@ -154,9 +154,10 @@ def test_train_with_test_set_writes_recon_into_the_train_run(fake, tmp_path: Pat
 
 
 def test_cancel_saves_bundle_and_exits_130(fake, tmp_path: Path) -> None:
-    fake.state["cancel_at"] = 15  # SIGINT during epoch 2 (176 training groups: 11 batches per epoch)
+    fake.state["cancel_at"] = 15  # SIGINT during epoch 2 (176 training groups at batch 16: 11 batches per epoch)
     runs, ev = tmp_path / "runs", tmp_path / "ev.jsonl"
-    code = main(["train", str(TRAIN), "--epochs", "5", "--runs", str(runs), "--events", str(ev), "--no-progress"])
+    code = main(["train", str(TRAIN), "--epochs", "5", "--batch-size", "16", "--runs", str(runs), "--events", str(ev),
+                 "--no-progress"])
     assert code == 130
     run = _one_run(runs)
     assert json.loads((run / "run.json").read_text())["status"] == "cancelled"
