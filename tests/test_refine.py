@@ -29,10 +29,14 @@ BACKENDS = [pytest.param("tensorflow", marks=pytest.mark.skipif(importlib.util.f
                                                                  reason="needs TensorFlow")),
             pytest.param("torch", marks=pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                                                            reason="needs PyTorch"))]
-#: fixtures/test.npz, iterative from flat, 10 epochs: measured complex NRMSE 0.0018, phase SSIM 0.99996,
-#: amplitude SSIM 0.9999 (both backends, AVX-512 and emulated AVX2 kernels); a flat object scores NRMSE ~0.26.
+#: fixtures/test.npz (probe with 3 rad of defocus), iterative from flat, 10 epochs: measured complex NRMSE 0.0188,
+#: phase SSIM 0.99984, amplitude SSIM 0.99867, the same to 6 digits in both backends (each step contracts toward the
+#: data, so round-off does not grow; docs/parity.md). A flat object scores NRMSE ~0.26. With the old self-twin disk
+#: probe the same 10 epochs reached 0.0018: the defocused probe's slower last digits are a slower final approach
+#: (0.0130 at 15 epochs, 0.0094 at 20), not a different answer. The gates leave room for other kernels, none for a
+#: refinement that stalls (a 10× slower one would end near 0.1).
 GATE_EPOCHS = 10
-GATE_NRMSE = 0.005
+GATE_NRMSE = 0.025
 GATE_PHASE_SSIM = 0.999
 GATE_AMPLITUDE_SSIM = 0.998
 
@@ -159,8 +163,8 @@ def test_the_probe_refines_from_a_defocused_guess(backend):
         guess = (ds.probe * np.exp(0.006j * (xx**2 + yy**2))).astype(np.complex64)
         ds, problem, start = _fixture_problem(cfg, guess)
         scores[refine_probe] = _score(ds, engine.refine(problem, start, cfg, _Hooks()).state, cfg)["complex"]["nrmse"]
-    assert scores[False] > 0.05  # measured 0.097: the wrong probe caps the object
-    assert scores[True] < 0.005  # measured 0.0017
+    assert scores[False] > 0.05  # measured 0.24: the wrong probe caps the object
+    assert scores[True] < 0.01  # measured 0.0063 (0.0017 with the old, undefocused fixture probe)
 
 
 def test_refinement_is_deterministic_and_stops_between_batches():
@@ -271,8 +275,8 @@ def test_hybrid_starts_from_the_network_and_beats_it(tmp_path: Path):
     assert (run / "recon_pinn.npz").is_file()
     assert final["complex"]["nrmse"] < 0.5 * pinn["complex"]["nrmse"]
     assert final["phase"]["ssim"] > pinn["phase"]["ssim"]
-    # the fixture's disk probe is its own twin and the bundle is gridsize 1: the network's amplitude is the start
-    assert "hybrid: the probe is its own twin" in (run / "events.jsonl").read_text()
+    # the fixture's probe is defocused, not its own twin: the whole network object is the start
+    assert "its own twin" not in (run / "events.jsonl").read_text()
 
 
 def test_twin_asymmetry_is_zero_for_a_real_centred_disk_and_large_with_defocus():
