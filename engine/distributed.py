@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -41,7 +42,7 @@ class Topology:
     per_node: int
     num_nodes: int
     address: str  # rank 0's host (MASTER_ADDR)
-    ports: tuple[int, ...]  # spawned here: a free port per rank (TF workers); launched outside: (MASTER_PORT,)
+    ports: tuple[int, ...]  # [0]: the rendezvous (MASTER_PORT); spawned here, then one per rank (TF workers)
     timeout_s: float = COLLECTIVE_TIMEOUT_S
     spawned: bool = False  # the local launcher started the other ranks (rank 0 owns them)
 
@@ -113,7 +114,7 @@ def plan(per_node: int, num_nodes: int, env: Mapping[str, str] = os.environ) -> 
         raise InputError("--num-nodes", str(num_nodes), "a launcher that starts the ranks on every node (srun or "
                          "torchrun, docs/scaling.md); on one node use --devices alone")
     return Topology(world=world, rank=0, local_rank=0, node_rank=0, per_node=per_node, num_nodes=1,
-                    address="127.0.0.1", ports=free_ports(world), timeout_s=collective_timeout(env), spawned=True)
+                    address="127.0.0.1", ports=free_ports(world + 1), timeout_s=collective_timeout(env), spawned=True)
 
 
 def free_ports(n: int) -> tuple[int, ...]:
@@ -126,6 +127,54 @@ def free_ports(n: int) -> tuple[int, ...]:
     finally:
         for s in socks:
             s.close()
+
+
+def barrier(topology: Topology) -> None:
+    """Wait until every rank has reached this point (a plain TCP rendezvous at rank 0's ``ports[0]``), within
+    ``timeout_s``; TimeoutError names the ranks that never came.
+
+    For frameworks whose start-up waits without a bound while holding the interpreter (TensorFlow's worker
+    registration): no other thread could end the run then, so the ranks meet here first, where a wait is bounded.
+    """
+    deadline = time.monotonic() + topology.timeout_s
+    if topology.chief:
+        with socket.create_server((_bind_host(topology.address), topology.ports[0]), reuse_port=False) as server:
+            peers, seen = [], set()
+            try:
+                while len(seen) < topology.world - 1:
+                    server.settimeout(max(0.01, deadline - time.monotonic()))
+                    try:
+                        conn, _ = server.accept()
+                    except socket.timeout:
+                        missing = sorted(set(range(1, topology.world)) - seen)
+                        raise TimeoutError(f"ranks {missing} did not start within {topology.timeout_s:g} s") from None
+                    conn.settimeout(max(0.01, deadline - time.monotonic()))
+                    seen.add(int(conn.recv(16).decode() or -1))
+                    peers.append(conn)
+                for conn in peers:
+                    conn.sendall(b"go")
+            finally:
+                for conn in peers:
+                    conn.close()
+        return
+    while True:
+        try:
+            with socket.create_connection((topology.address, topology.ports[0]), timeout=5) as conn:
+                conn.sendall(str(topology.rank).encode())
+                conn.settimeout(max(0.01, deadline - time.monotonic()))
+                if conn.recv(2) == b"go":
+                    return
+                raise ConnectionError("rank 0 closed the rendezvous")
+        except (ConnectionRefusedError, socket.timeout, OSError):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rank 0 did not answer at {topology.address}:{topology.ports[0]} within "
+                                   f"{topology.timeout_s:g} s") from None
+            time.sleep(0.2)
+
+
+def _bind_host(address: str) -> str:
+    """Rank 0 listens on the loopback when the others reach it there, else on every interface."""
+    return address if address in ("127.0.0.1", "localhost") else ""
 
 
 def check_batch(batch_size: int, replicas: int) -> None:

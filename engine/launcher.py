@@ -8,6 +8,11 @@ Why our own (engine/distributed.py says why not Lightning's): one launcher for b
 - ignore SIGINT, and exit when the launcher disappears (engine/replica.py watches its parent);
 - write their stderr to a scratch log; when rank 0's training fails and a child has died, the run's error names
   that rank, its exit code and its last lines, instead of rank 0's "connection closed by peer".
+
+A dead child normally fails rank 0's next collective at once (gloo: closed socket; TensorFlow: the coordination
+service's heartbeat, ~10 s). Where it cannot — TensorFlow waits without end for a worker that never registered —
+a watchdog thread ends the run itself ``RANK_DEATH_GRACE_S`` after the death (``abort``: engine.jobs.Job.abort),
+since a thread blocked in a framework's native call cannot be interrupted from Python.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +34,8 @@ from engine.errors import Cancelled
 JOIN_S = 60.0
 #: ... after rank 0 was cancelled (the others stop after the same step, then exit).
 CANCEL_JOIN_S = 15.0
+#: Seconds rank 0 may go on after another rank died before the watchdog ends the run (rank 0 usually fails first).
+RANK_DEATH_GRACE_S = 30.0
 
 
 class RankFailed(RuntimeError):
@@ -37,11 +45,13 @@ class RankFailed(RuntimeError):
 class LocalRanks:
     """Context manager: ranks 1..world-1 of ``topology`` as child processes running ``spec`` (engine.replica)."""
 
-    def __init__(self, topology: Topology, spec: dict, warn=None):
-        """``warn(message)``: how a child failing after rank 0 finished well is reported (the run stands)."""
-        self.topology, self.spec, self.warn = topology, spec, warn
+    def __init__(self, topology: Topology, spec: dict, warn=None, abort=None, grace_s: float = RANK_DEATH_GRACE_S):
+        """``warn(message)``: how a child failing after rank 0 finished well is reported (the run stands);
+        ``abort(exc)``: ends the run from the watchdog thread (does not return)."""
+        self.topology, self.spec, self.warn, self.abort, self.grace_s = topology, spec, warn, abort, grace_s
         self.procs: dict[int, subprocess.Popen] = {}
         self.scratch: Path | None = None
+        self.done = threading.Event()
 
     def __enter__(self) -> "LocalRanks":
         self.scratch = Path(tempfile.mkdtemp(prefix="pinnacle-ranks-"))
@@ -55,7 +65,20 @@ class LocalRanks:
                 self.procs[rank] = subprocess.Popen([sys.executable, "-m", "engine.replica", str(spec_path)],
                                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                                     env=env, start_new_session=True)
+        if self.abort is not None:
+            threading.Thread(target=self._watch, name="rank-watchdog", daemon=True).start()
         return self
+
+    def _watch(self) -> None:
+        """After a child's death, give rank 0 ``grace_s`` to fail by itself; then end the run from here."""
+        while not self.done.wait(0.5):
+            if self.failed():
+                if self.done.wait(self.grace_s):
+                    return
+                lines = self.failed()
+                self._stop()
+                self.abort(RankFailed("; ".join(lines) + f" (rank 0 still waited for it {self.grace_s:g} s later)"))
+                return
 
     def failed(self) -> list[str]:
         """One line per child that has exited non-zero: rank, exit code or signal, the end of its log."""
@@ -76,6 +99,7 @@ class LocalRanks:
         return (": " + " | ".join(t.strip() for t in text)) if text else ""
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self.done.set()
         ok = exc is None
         stopped = isinstance(exc, (Cancelled, KeyboardInterrupt))
         try:

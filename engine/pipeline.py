@@ -327,7 +327,7 @@ def _other_ranks(job, topology, data_path, cfg, options, resume_path, accelerato
     job.log(f"training on {topology.world} replicas: this process is rank 0 and starts the others")
     spec = {"data_path": str(data_path), "cfg": cfg, "options": options, "resume_path": resume_path,
             "accelerator": accelerator, "devices": devices}
-    return LocalRanks(topology, spec, warn=job.warning)
+    return LocalRanks(topology, spec, warn=job.warning, abort=job.abort)
 
 
 def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | None, runs_root: str | Path,

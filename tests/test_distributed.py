@@ -56,7 +56,7 @@ def test_the_global_batch_must_divide_across_replicas():
 def test_plan_one_process_spawned_ranks_and_outside_launchers():
     assert distributed.plan(1, 1, env={}) is None
     spawned = distributed.plan(2, 1, env={})
-    assert (spawned.world, spawned.rank, spawned.spawned, len(set(spawned.ports))) == (2, 0, True, 2)
+    assert (spawned.world, spawned.rank, spawned.spawned, len(set(spawned.ports))) == (2, 0, True, 3)
     child = distributed.from_env(spawned.worker_env(1))
     assert (child.rank, child.world, child.local_rank, child.ports, child.spawned) == (1, 2, 1, spawned.ports, True)
     with pytest.raises(InputError, match="srun or torchrun"):
@@ -266,3 +266,33 @@ def test_sigint_to_the_launcher_cancels_every_rank(backend, tmp_path):
     (run,) = _runs(runs)
     assert json.loads((run / "run.json").read_text())["status"] == "cancelled"
     assert not Path(f"/proc/{rank1}").exists() or "zombie" in Path(f"/proc/{rank1}/status").read_text()
+
+
+def test_a_rank_that_dies_before_training_ends_the_run_from_the_watchdog(tmp_path):
+    """A child that fails at once (here: an empty spec) while rank 0 would wait in a native call: the watchdog
+    calls ``abort`` with the rank's exit code and its last lines, after the grace period."""
+    from engine.launcher import LocalRanks, RankFailed
+
+    aborted = []
+    t0 = time.monotonic()
+    with LocalRanks(distributed.plan(2, 1, env={}), {}, abort=aborted.append, grace_s=0.5) as ranks:
+        while not aborted and time.monotonic() - t0 < 60:
+            time.sleep(0.1)
+        assert ranks.procs[1].poll() not in (None, 0)
+    (exc,) = aborted
+    assert isinstance(exc, RankFailed) and "rank 1 failed (exit code 1)" in str(exc) and "KeyError" in str(exc)
+
+
+def test_barrier_meets_every_rank_and_names_the_missing_ones():
+    import threading
+
+    topology = replace(distributed.plan(3, 1, env={}), timeout_s=20.0)
+    others = [threading.Thread(target=distributed.barrier, args=(replace(topology, rank=r),)) for r in (1, 2)]
+    for t in others:
+        t.start()
+    distributed.barrier(topology)
+    for t in others:
+        t.join(timeout=20)
+        assert not t.is_alive()
+    with pytest.raises(TimeoutError, match=r"ranks \[1, 2\] did not start within 0.5 s"):
+        distributed.barrier(replace(distributed.plan(3, 1, env={}), timeout_s=0.5))

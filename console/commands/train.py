@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
         filters_scale: int = typer.Option(DEFAULT_FILTERS_SCALE, "--filters-scale",
                                           help="Network width f (filters 32·f, 64·f, ...). Default 1, the CI "
                                                "size, so the demo trains in about a minute; the paper uses 2."),
-        learning_rate: float = typer.Option(1e-3, "--learning-rate", help="Adam learning rate (constant; not scaled "
-                                            "with the replicas: a larger global batch keeps it unless you change it)."),
+        learning_rate: float = typer.Option(1e-3, "--learning-rate", help="Adam learning rate (constant). Never "
+                                            "scaled for a larger --batch-size or more replicas: set it yourself."),
         loss: str = typer.Option("poisson", "--loss", help="poisson (counts NLL) or mae (amplitude)."),
         seed: int = typer.Option(0, "--seed", help="Seed for weights, groups, split and batch order."),
         val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of groups held out for val loss."),

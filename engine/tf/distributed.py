@@ -17,16 +17,17 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from engine.distributed import Topology, device_count, shard
+from engine.distributed import Topology, barrier, device_count, shard
 from engine.errors import InputError
 
 
 def make_strategy(replicas: Topology | None, accelerator: str, devices) -> tf.distribute.Strategy | None:
     """The strategy for this training; None for one replica (the plain, unwrapped path)."""
     if replicas is not None and replicas.world > 1:
+        resolver = cluster_resolver(replicas)
+        barrier(replicas)  # registration below waits without end, holding the interpreter: meet first
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=replicas.timeout_s)
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster_resolver(replicas),
-                                                         communication_options=options)
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=options)
     n = device_count(devices)
     if n > 1 and accelerator != "cpu":
         gpus = tf.config.list_logical_devices("GPU")[:n]
@@ -42,8 +43,8 @@ def cluster_resolver(topology: Topology):
     if os.environ.get("TF_CONFIG"):
         return TFConfigClusterResolver()
     if topology.num_nodes == 1:
-        ports = topology.ports if len(topology.ports) == topology.world else \
-            tuple(topology.ports[0] + 1 + i for i in range(topology.world))  # beside torchrun's rendezvous port
+        ports = topology.ports[1:] if len(topology.ports) == topology.world + 1 else \
+            tuple(topology.ports[0] + 1 + i for i in range(topology.world))  # beside the rendezvous port
         spec = tf.train.ClusterSpec({"worker": [f"{topology.address}:{p}" for p in ports]})
         return SimpleClusterResolver(spec, task_type="worker", task_id=topology.rank, rpc_layer="grpc")
     if "SLURM_PROCID" in os.environ:

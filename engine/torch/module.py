@@ -84,17 +84,18 @@ class HookBridge(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         """Reports the global batch (summed over ranks); every rank stops after the same step."""
         loss_sum, samples = pl_module.last_step
-        stop = self.hooks.should_stop()
-        if trainer.world_size > 1:
+        stop = None
+        if trainer.world_size > 1:  # the stop request travels with the reduction, as in the TensorFlow backend
             from engine.torch.distributed import reduce_step
 
-            loss_sum, samples, stop = reduce_step(trainer, pl_module.device, loss_sum, samples, stop)
+            loss_sum, samples, stop = reduce_step(trainer, pl_module.device, loss_sum, samples,
+                                                  self.hooks.should_stop())
         pl_module._accumulate("train", loss_sum, samples)
         self.samples += samples
         self.t_train = time.perf_counter()
         self.hooks.on_batch_end(trainer.current_epoch, batch_idx, int(trainer.num_training_batches),
                                 loss_sum / samples, samples)
-        if stop:
+        if self.hooks.should_stop() if stop is None else stop:
             self.cancelled = True
             trainer.should_stop = True
 
