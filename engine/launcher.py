@@ -59,7 +59,9 @@ class LocalRanks:
         spec_path.write_bytes(pickle.dumps(self.spec))
         root = str(Path(__file__).resolve().parent.parent)
         for rank in range(1, self.topology.world):
+            # TMPDIR: the child's scratch (TensorFlow's non-chief checkpoints) goes where we remove it, killed or not
             env = {**os.environ, **self.topology.worker_env(rank), "PINNACLE_LAUNCHER_PID": str(os.getpid()),
+                   "TMPDIR": str(self.scratch),
                    "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
             with open(self.scratch / f"rank-{rank}.log", "wb") as log:
                 self.procs[rank] = subprocess.Popen([sys.executable, "-m", "engine.replica", str(spec_path)],
