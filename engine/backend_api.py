@@ -4,7 +4,11 @@ The pipeline (backend-neutral) prepares ``TrainingData`` and ``PhysicsConstants`
 weights (engine.weights) and the batch order (engine.grouping), then calls the backend module's functions:
 
     train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights: dict, hooks: TrainHooks,
-          checkpoint_dir: Path, resume: Path | None) -> TrainResult
+          checkpoint_dir: Path, resume: Path | None, *, accelerator, devices,
+          replicas: engine.distributed.Topology | None) -> TrainResult
+           (replicas: this process is one rank of a data-parallel training — each rank takes its
+           engine.distributed.shard of every global batch, the framework reduces the gradients, every rank stops
+           after the same step, rank 0 alone writes checkpoints; docs/scaling.md)
     predict(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, x, offsets, batch_size) -> complex patches
     batch_loss(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, batch: Batch, loss: str) -> float
     sgd_step(cfg: RunConfig, weights: dict, consts: PhysicsConstants, batch: Batch) -> dict  (one Adam step)
@@ -17,7 +21,9 @@ weights (engine.weights) and the batch order (engine.grouping), then calls the b
            (engine/refine.py: the object, optionally the probe, fitted to the counts; numpy in and out)
     ops  — a module mirroring engine.physics for level-0 parity: fourier_shift, merge_group, reextract_group,
            forward_intensity, poisson_deviance, amplitude_mae (numpy in, numpy out)
-    check_devices(accelerator: str, devices) -> None   (refuses a device request; starts with ``check_accelerator``)
+    check_devices(accelerator: str, devices, num_nodes=1) -> None   (refuses a device request; starts with
+           ``check_accelerator``)
+    replica_processes(accelerator: str, devices) -> int   (processes per node for ``devices`` replicas)
 
 Tensors cross this boundary as numpy, channels-first ``(B, C, N, N)``; a backend transposes internally if it wants.
 Both backends batch with ``gather_batch`` so they see identical arrays in identical order, and ``predict`` runs

@@ -113,6 +113,17 @@ class Job:
             self.run.close()
         return suppress
 
+    def abort(self, exc: BaseException) -> None:
+        """End the run as failed from ANOTHER thread, then exit the process: for a main thread stuck in a framework's
+        native call (a collective waiting for a dead rank: engine/launcher.py), which no exception can reach."""
+        if self._finishing:
+            return
+        self._finishing = True
+        try:
+            self._finish("failed", EXIT_FAILURE, exc)
+        finally:
+            os._exit(EXIT_FAILURE)
+
     def _finish(self, status: str, code: int, exc: BaseException | None) -> None:
         if status == "cancelled":
             for fn in self._on_cancel:

@@ -237,11 +237,16 @@ def dataset_info(ds) -> dict:
 
 def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, events: str | None = None,
               events_fd: int | None = None, resume: str | None = None, *, accelerator: str = "cpu",
-              devices: int | str = 1, test_path: str | Path | None = None, dataset=None,
+              devices: int | str = 1, num_nodes: int = 1, test_path: str | Path | None = None, dataset=None,
               human: bool | None = None, native_log=None, options=None, eval_every: int | None = None) -> int:
-    """Train ``cfg`` on ``data_path`` into a new run (bundle/, checkpoints/, optional test inference); exit code."""
+    """Train ``cfg`` on ``data_path`` into a new run (bundle/, checkpoints/, optional test inference); exit code.
+
+    ``devices`` × ``num_nodes`` replicas (engine/distributed.py): on one node this process is rank 0 and starts the
+    others; under srun/torchrun every rank runs this, and all but rank 0 train silently (engine/replica.py).
+    """
     import time
 
+    from engine import distributed
     from engine.backends import load_backend
     from engine.bundle import load_bundle, write_bundle
     from engine.config import to_dict
@@ -259,12 +264,19 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
     test_ds = load_data(test_path, require_probe=False, N=cfg.model.N, options=test_options) if test_path else None
     resume_path = resolve_resume(resume, runs_root, cfg.backend, cfg) if resume else None
     backend = load_backend(cfg.backend)
-    backend.check_devices(accelerator, devices)
+    backend.check_devices(accelerator, devices, num_nodes)
+    distributed.check_batch(cfg.training.batch_size, distributed.device_count(devices) * num_nodes)
+    topology = distributed.plan(backend.replica_processes(accelerator, devices), num_nodes)
+    if topology is not None and not topology.chief:
+        from engine.replica import train_replica
+
+        return train_replica(ds, cfg, backend, topology, resume_path, accelerator, devices)
     info = dataset_info(ds)
 
     config = {**to_dict(cfg), "test": str(test_path) if test_path else None}
     with Job.start(kind="train", store=RunStore(runs_root), config=config, backend=cfg.backend,
-                   dataset=info, events=events, events_fd=events_fd, human=human, native_log=native_log) as job:
+                   dataset=info, events=events, events_fd=events_fd, human=human, native_log=native_log) as job, \
+            _other_ranks(job, topology, data_path, cfg, options, resume_path, accelerator, devices):
         state: dict = {"bundle": False, "weights": None, "history": []}
 
         def save_bundle(weights: dict, history: list[dict]) -> None:
@@ -304,7 +316,8 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
 
         hooks.on_epoch_end = on_epoch_end
         result = backend.train(cfg, data, consts, init_weights(cfg.model, cfg.training.seed), hooks,
-                               job.run.checkpoints_dir, resume_path, accelerator=accelerator, devices=devices)
+                               job.run.checkpoints_dir, resume_path, accelerator=accelerator, devices=devices,
+                               replicas=topology)
         history = list(result.history) or hooks.history
         if not history:  # cancelled before the first epoch finished: nothing trained, nothing to save
             job.log("cancelled before the first epoch finished: no bundle written")
@@ -325,6 +338,20 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
                           str(test_path), cfg.backend, history=history, prepared=held_out)
             _add_curve(job.run.dir / "metrics.json", curve)
     return int(job.exit_code)
+
+
+def _other_ranks(job, topology, data_path, cfg, options, resume_path, accelerator, devices):
+    """The ranks this process starts (one node, several replicas: engine/launcher.py); nothing otherwise."""
+    import contextlib
+
+    if topology is None or not topology.spawned:
+        return contextlib.nullcontext()
+    from engine.launcher import LocalRanks
+
+    job.log(f"training on {topology.world} replicas: this process is rank 0 and starts the others")
+    spec = {"data_path": str(data_path), "cfg": cfg, "options": options, "resume_path": resume_path,
+            "accelerator": accelerator, "devices": devices}
+    return LocalRanks(topology, spec, warn=job.warning, abort=job.abort)
 
 
 def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | None, runs_root: str | Path,

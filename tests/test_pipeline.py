@@ -56,8 +56,8 @@ def _fake_backend(calls: dict, cancel_at: int | None = None) -> SimpleNamespace:
         calls["predict"] = {"shape": x.shape, "batch_size": batch_size}
         return np.ones((len(x), cfg.channels, cfg.N, cfg.N), np.complex64) * np.exp(0.5j)
 
-    return SimpleNamespace(train=train, predict=predict, check_devices=lambda accelerator, devices: None,
-                           __name__="fake")
+    return SimpleNamespace(train=train, predict=predict, check_devices=lambda accelerator, devices, num_nodes=1: None,
+                           replica_processes=lambda accelerator, devices: 1, __name__="fake")
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_train_then_infer_with_fake_backend(fake, tmp_path: Path) -> None:
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "ok" and record["backend"] == "torch" and record["key_metric"] == "val_loss"
     assert record["metrics"]["val_loss"] == pytest.approx(2.0 / 3)
-    assert fake.calls["train"]["kw"] == {"accelerator": "cpu", "devices": 2}
+    assert fake.calls["train"]["kw"] == {"accelerator": "cpu", "devices": 2, "replicas": None}
     assert fake.calls["train"]["n_train"] + fake.calls["train"]["n_val"] == 40
     events = _events(ev)
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2, 3]
@@ -149,7 +149,7 @@ def test_train_with_test_set_writes_recon_into_the_train_run(fake, tmp_path: Pat
                  "--test", str(TEST), "--no-progress"]) == 0
     run = _one_run(runs)
     assert (run / "recon.npz").is_file() and (run / "metrics.json").is_file() and (run / "bundle").is_dir()
-    assert fake.calls["train"]["kw"] == {"accelerator": "cpu", "devices": 1}  # every backend takes device options
+    assert fake.calls["train"]["kw"] == {"accelerator": "cpu", "devices": 1, "replicas": None}  # every backend takes device options
     assert fake.calls["predict"]["shape"][1:] == (4, 64, 64)  # gridsize 2: C = 4
 
 

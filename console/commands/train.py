@@ -75,11 +75,14 @@ def register(app: typer.Typer) -> None:
                                           "pattern seeding one group."),
         batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size",
                                        help=f"Groups per batch (default {DEFAULT_BATCH_SIZE}: on 2 cores an epoch "
-                                            "takes about as long as at 16 and makes 4× the steps)."),
+                                            "takes about as long as at 16 and makes 4× the steps). The global "
+                                            "batch, split evenly across the replicas of --devices x --num-nodes "
+                                            "(it must divide)."),
         filters_scale: int = typer.Option(DEFAULT_FILTERS_SCALE, "--filters-scale",
                                           help="Network width f (filters 32·f, 64·f, ...). Default 1, the CI "
                                                "size, so the demo trains in about a minute; the paper uses 2."),
-        learning_rate: float = typer.Option(1e-3, "--learning-rate", help="Adam learning rate (constant)."),
+        learning_rate: float = typer.Option(1e-3, "--learning-rate", help="Adam learning rate (constant). Never "
+                                            "scaled for a larger --batch-size or more replicas: set it yourself."),
         loss: str = typer.Option("poisson", "--loss", help="poisson (counts NLL) or mae (amplitude)."),
         seed: int = typer.Option(0, "--seed", help="Seed for weights, groups, split and batch order."),
         val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of groups held out for val loss."),
@@ -91,7 +94,11 @@ def register(app: typer.Typer) -> None:
                                         "--epochs counts the total."),
         accelerator: str = typer.Option("cpu", "--accelerator",
                                         help="cpu, gpu or auto (a GPU needs the CUDA builds: README, GPU install)."),
-        devices: str = typer.Option("1", "--devices", help="Devices to train on (torch: a count or list; tensorflow: 1)."),
+        devices: str = typer.Option("1", "--devices", help="Replicas per node: a count, or GPU indices such as 0,1. "
+                                    "On CPU each is a process (2 = two processes on this machine); data-parallel, "
+                                    "one run written by rank 0 (docs/scaling.md)."),
+        num_nodes: int = typer.Option(1, "--num-nodes", help="Nodes, each with --devices replicas; above 1 the "
+                                      "ranks are started by srun or torchrun (docs/scaling.md)."),
         test: str = typer.Option(None, "--test", metavar="HELD_OUT.npz",
                                  help="After training, reconstruct this scan with the new bundle (and score it "
                                       "when it has objectGuess)."),
@@ -121,6 +128,6 @@ def register(app: typer.Typer) -> None:
 
             raise InputError("--eval-every", str(eval_every), "a number of epochs >= 1 (or 0 for epochs/5)")
         code = train_job(data, cfg, runs, events, events_fd, resume, accelerator=accelerator, devices=dev,
-                         test_path=test, dataset=ds, human=None if progress else False,
+                         num_nodes=num_nodes, test_path=test, dataset=ds, human=None if progress else False,
                          native_log=native_log(ctx), options=options, eval_every=eval_every or None)
         raise typer.Exit(code)

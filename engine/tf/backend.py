@@ -10,8 +10,12 @@ Hook epochs and batches are 0-based (the ``epoch`` that ``grouping.epoch_order``
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,6 +28,7 @@ from engine import grouping
 from engine.backend_api import (ADAM_BETAS, ADAM_EPS, Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult,
                                 check_accelerator, predict_in_batches)
 from engine.config import ModelConfig, RunConfig
+from engine.distributed import Topology, device_count
 from engine.errors import InputError
 from engine.physics import merge_pad, merge_window
 from engine.tf import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
@@ -169,31 +174,66 @@ class _Checkpoints:
         return int(self.epoch.numpy()), json.loads(self.history.numpy().decode())
 
 
-def check_devices(accelerator: str, devices) -> None:
+def check_devices(accelerator: str, devices, num_nodes: int = 1) -> None:
     """Refuse (InputError, exit 2) a device request this machine cannot honour, before the run starts.
-    TensorFlow places work on a visible GPU by itself; ``cpu`` hides GPUs for this process (in ``train``)."""
+    TensorFlow places work on a visible GPU by itself; ``cpu`` hides GPUs for this process (in ``train``). On CPU a
+    "device" is a worker process (MultiWorkerMirroredStrategy), up to one per core; on GPUs one per visible GPU."""
     check_accelerator(accelerator)
     gpus = tf.config.list_physical_devices("GPU")
     if accelerator in ("gpu", "cuda") and not gpus:
         raise InputError("--accelerator", accelerator, "a GPU that TensorFlow can use; none is visible here "
                          "(tensorflow-cpu, or no CUDA device): use --accelerator cpu, or install tensorflow[and-cuda] "
                          "(README, GPU install)")
-    if str(devices) != "1":
-        raise InputError("--devices", str(devices), "1 (one process, one device)")
+    count = device_count(devices)
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and bool(gpus))
+    available = len(gpus) if gpu else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    if count < 1 or count > max(available, 1):
+        raise InputError("--devices", str(devices), f"a device count from 1 to {max(available, 1)} "
+                         f"({'GPUs' if gpu else 'CPU cores'}: {available} available)")
+
+
+def replica_processes(accelerator: str, devices) -> int:
+    """Processes per node: one per CPU replica; one driving all of a node's GPUs (tf.distribute mirrors them)."""
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and bool(tf.config.list_physical_devices("GPU")))
+    return 1 if gpu else device_count(devices)
 
 
 def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights: dict[str, np.ndarray],
           hooks: TrainHooks, checkpoint_dir: Path | None, resume: Path | None = None, *,
-          accelerator: str = "cpu", devices=1) -> TrainResult:
+          accelerator: str = "cpu", devices=1, replicas: Topology | None = None) -> TrainResult:
     """Train from ``weights`` (or from the newest checkpoint in ``resume``) for cfg.training.epochs epochs in total.
 
     A checkpoint goes to ``checkpoint_dir`` after every finished epoch (None: no checkpoints).
+    ``replicas``: this process is one worker of several (engine/tf/distributed.py); checkpoints are then always on,
+    rank 0's in ``checkpoint_dir``, the others' (every worker saves: tf.distribute's rule) into a scratch directory.
     """
+    from engine.tf.distributed import ReplicatedStep, make_strategy, share_cores
+
     tc = cfg.training
     if accelerator == "cpu" and tf.config.list_physical_devices("GPU"):
         tf.config.set_visible_devices([], "GPU")
-    tf.random.set_seed(tc.seed)  # nothing here draws random numbers; seeded anyway so that stays deterministic
-    pinn = Pinn(cfg.model, consts, weights, loss=tc.loss, learning_rate=tc.learning_rate)
+    if replicas is not None and accelerator == "cpu":
+        share_cores(replicas.per_node)
+    strategy = make_strategy(replicas, accelerator, devices)  # before the first op (collectives start with it)
+    scratch = None
+    if replicas is not None and not replicas.chief:
+        checkpoint_dir = scratch = Path(tempfile.mkdtemp(prefix="pinnacle-rank-"))
+    try:
+        tf.random.set_seed(tc.seed)  # nothing here draws random numbers; seeded anyway so that stays deterministic
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            pinn = Pinn(cfg.model, consts, weights, loss=tc.loss, learning_rate=tc.learning_rate)
+        step = ReplicatedStep(pinn, strategy) if strategy is not None else None
+        return _train_loop(cfg, data, pinn, step, hooks, checkpoint_dir, resume)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train_loop(cfg: RunConfig, data: TrainingData, pinn: Pinn, step, hooks: TrainHooks,
+                checkpoint_dir: Path | None, resume: Path | None) -> TrainResult:
+    """The epochs; ``step`` (engine/tf/distributed.py) runs each global batch over the replicas, None: here."""
+    tc = cfg.training
     checkpoints = _Checkpoints(pinn, None if checkpoint_dir is None else Path(checkpoint_dir))
     history: list[dict] = []
     start = 0
@@ -208,12 +248,15 @@ def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights:
         total, samples = 0.0, 0
         order = grouping.epoch_order(len(data.train), tc.seed, epoch)
         for b, sel in enumerate(grouping.batches(order, tc.batch_size)):
-            batch = data.batch(data.train, sel)
-            loss = pinn.step(batch)
-            total += loss * len(batch)
-            samples += len(batch)
-            hooks.on_batch_end(epoch, b, n_batches, loss, len(batch))
-            if hooks.should_stop():  # a partial epoch is neither reported nor checkpointed
+            if step is None:
+                batch = data.batch(data.train, sel)
+                loss, n, stop = pinn.step(batch), len(batch), None
+            else:  # the stop request travels with the step, so every replica stops after the same batch
+                loss, n, stop = step(data, data.train, sel, hooks.should_stop())
+            total += loss * n
+            samples += n
+            hooks.on_batch_end(epoch, b, n_batches, loss, n)
+            if hooks.should_stop() if stop is None else stop:  # a partial epoch is neither reported nor saved
                 return TrainResult(weights=pinn.weights(), history=history, status="cancelled")
         train_seconds = max(time.perf_counter() - t0, 1e-9)
         val_loss = _val_loss(pinn, data, tc.batch_size)

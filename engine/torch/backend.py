@@ -21,6 +21,7 @@ import torch
 from engine.backend_api import (Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult, check_accelerator,
                                 predict_in_batches)
 from engine.config import ModelConfig, RunConfig, TrainingConfig
+from engine.distributed import Topology, device_count
 from engine.errors import InputError
 from engine.torch import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
 from engine.torch.refine import refine, refine_step  # noqa: F401  (part of the backend API)
@@ -81,19 +82,25 @@ def _tensors(batch: Batch, device="cpu") -> tuple[torch.Tensor, torch.Tensor, to
                  for a in (batch.x, batch.counts, batch.offsets))
 
 
-def check_devices(accelerator: str, devices) -> None:
-    """Refuse (InputError, exit 2) a device request this machine cannot honour, before the run starts."""
-
+def check_devices(accelerator: str, devices, num_nodes: int = 1) -> None:
+    """Refuse (InputError, exit 2) a device request this machine cannot honour, before the run starts.
+    On CPU a "device" is a process (DDP over gloo), up to one per core; on GPUs one per visible GPU."""
     check_accelerator(accelerator)
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise InputError("--accelerator", accelerator, "a GPU that PyTorch can use; none is visible here (this is "
                          "the CPU build, or no CUDA device): use --accelerator cpu, or install the CUDA build (README, "
                          "GPU install)")
-    count = devices if isinstance(devices, int) else len(str(devices).split(","))
-    available = torch.cuda.device_count() if accelerator in ("gpu", "cuda") else 1
-    if not isinstance(count, int) or count < 1 or (accelerator != "auto" and count > max(available, 1)):
+    count = device_count(devices)
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    available = torch.cuda.device_count() if gpu else cpu_threads()
+    if count < 1 or count > max(available, 1):
         raise InputError("--devices", str(devices), f"a device count from 1 to {max(available, 1)} "
-                         f"({accelerator}: {available} available)")
+                         f"({'GPUs' if gpu else 'CPU cores'}: {available} available)")
+
+
+def replica_processes(accelerator: str, devices) -> int:
+    """Processes per node for ``devices``: one per device (DDP), CPU or GPU."""
+    return device_count(devices)
 
 
 def resume_checkpoint(resume: Path | str | None, cfg: ModelConfig) -> Path | None:
@@ -121,12 +128,14 @@ def resume_checkpoint(resume: Path | str | None, cfg: ModelConfig) -> Path | Non
 
 def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights: dict[str, np.ndarray],
           hooks: TrainHooks, checkpoint_dir: Path | None, resume: Path | None = None, *,
-          accelerator: str = "cpu", devices=1) -> TrainResult:
+          accelerator: str = "cpu", devices=1, replicas: Topology | None = None) -> TrainResult:
     """Train from ``weights`` (or from ``resume``) for cfg.training.epochs epochs in total.
 
     ``checkpoint_dir``: Lightning writes ``last.ckpt`` there after every epoch (None: no checkpoints).
     ``resume``: a .ckpt file or a directory holding ``last.ckpt``; its weights, Adam state, epoch counter and
     history replace ``weights``.
+    ``replicas``: this process is one rank of several (Lightning DDP, engine/torch/distributed.py); checkpoints are
+    then always on and written by rank 0 alone (the other ranks' ``checkpoint_dir`` is ignored).
     """
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -136,13 +145,25 @@ def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights:
     tc: TrainingConfig = cfg.training
     ckpt_path = resume_checkpoint(resume, cfg.model)
     torch.manual_seed(tc.seed)
+    world = replicas.world if replicas is not None else 1
     if accelerator == "cpu":
-        torch.set_num_threads(cpu_threads())
+        torch.set_num_threads(max(1, cpu_threads() // (replicas.per_node if replicas is not None else 1)))
     module = PtychoModule(cfg, consts, weights)
-    train_loader = make_loader(data, data.train, tc.batch_size, tc.seed, shuffle=True)
+    rank = replicas.rank if replicas is not None else 0
+    train_loader = make_loader(data, data.train, tc.batch_size, tc.seed, shuffle=True, replica=rank, replicas=world)
     val_loader = make_loader(data, data.val, tc.batch_size, tc.seed, shuffle=False) if len(data.val) else None
     bridge = HookBridge(hooks, tc.epochs)
     callbacks: list[L.Callback] = [bridge]
+    distributed: dict = {}
+    if replicas is not None and world > 1:
+        import tempfile
+
+        from engine.torch.distributed import ddp_strategy
+
+        # every rank needs the same callbacks (ModelCheckpoint broadcasts rank 0's directory; only rank 0 writes)
+        checkpoint_dir = checkpoint_dir if replicas.chief else Path(tempfile.gettempdir()) / "pinnacle-unused"
+        distributed = {"strategy": ddp_strategy(replicas, accelerator), "num_nodes": replicas.num_nodes,
+                       "use_distributed_sampler": False}
     if checkpoint_dir is not None:
         callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), save_last=True))
     with _quiet_lightning(), _restore_determinism():
@@ -151,7 +172,7 @@ def train(cfg: RunConfig, data: TrainingData, consts: PhysicsConstants, weights:
             enable_progress_bar=False, logger=False, enable_model_summary=False,
             deterministic=accelerator == "cpu", callbacks=callbacks, enable_checkpointing=checkpoint_dir is not None,
             num_sanity_val_steps=0, log_every_n_steps=1,
-            default_root_dir=str(checkpoint_dir) if checkpoint_dir is not None else None,
+            default_root_dir=str(checkpoint_dir) if checkpoint_dir is not None else None, **distributed,
         )
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
                     ckpt_path=str(ckpt_path) if ckpt_path else None)

@@ -3,11 +3,13 @@ that train it: the DataLoader and the callback that reports to the pipeline's Tr
 
 Batches come from the shared numpy batching (engine.grouping + TrainingData.batch) through a DataLoader whose
 sampler replays ``grouping.epoch_order``/``grouping.batches`` for Lightning's epoch counter, so this backend
-sees exactly the arrays, in exactly the order, that the TensorFlow backend sees.
+sees exactly the arrays, in exactly the order, that the TensorFlow backend sees. Under DDP each rank's sampler
+yields its slice of every global batch (engine.distributed.shard) — Lightning's DistributedSampler is off.
 """
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import lightning as L
 import numpy as np
@@ -15,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from engine import grouping
+from engine.distributed import shard
 from engine.backend_api import PhysicsConstants, TrainHooks, TrainingData
 from engine.config import RunConfig
 from engine.grouping import Groups
@@ -29,24 +32,26 @@ class PtychoModule(PinnModel, L.LightningModule):
         super().__init__(cfg, consts, weights)
         self.history: list[dict] = []  # one dict per finished epoch; travels in checkpoints
         self.sums = {"train": [0.0, 0], "val": [0.0, 0]}  # loss·samples, samples — for this epoch
+        self.last_step = (0.0, 0)  # loss·samples, samples of this rank's last training step
 
     # --------------------------------------------------------------------------------------- Lightning steps
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        self._accumulate("train", loss, len(batch[0]))
-        return loss
+    def training_step(self, batch: "ShardBatch", batch_idx: int) -> torch.Tensor:
+        """The slice's mean loss, weighted for DDP's gradient averaging (1 in one process: exact)."""
+        loss = self.loss(batch[:3])
+        self.last_step = (float(loss.detach()) * batch.samples, batch.samples)  # HookBridge reduces over ranks
+        return loss * batch.weight
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch: "ShardBatch", batch_idx: int) -> None:
         if self.trainer.should_stop:  # cancelled: Lightning still enters validation; do no work there
             return
-        self._accumulate("val", self.loss(batch), len(batch[0]))
+        self._accumulate("val", float(self.loss(batch[:3])) * batch.samples, batch.samples)
 
     # ------------------------------------------------------------------------------------ epoch bookkeeping
     def on_train_epoch_start(self) -> None:
         self.sums = {"train": [0.0, 0], "val": [0.0, 0]}
 
-    def _accumulate(self, split: str, loss: torch.Tensor, samples: int) -> None:
-        self.sums[split][0] += float(loss.detach()) * samples
+    def _accumulate(self, split: str, loss_sum: float, samples: int) -> None:
+        self.sums[split][0] += loss_sum
         self.sums[split][1] += samples
 
     def epoch_loss(self, split: str) -> float | None:
@@ -77,12 +82,20 @@ class HookBridge(L.Callback):
         self.samples = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        samples = len(batch[0])
+        """Reports the global batch (summed over ranks); every rank stops after the same step."""
+        loss_sum, samples = pl_module.last_step
+        stop = None
+        if trainer.world_size > 1:  # the stop request travels with the reduction, as in the TensorFlow backend
+            from engine.torch.distributed import reduce_step
+
+            loss_sum, samples, stop = reduce_step(trainer, pl_module.device, loss_sum, samples,
+                                                  self.hooks.should_stop())
+        pl_module._accumulate("train", loss_sum, samples)
         self.samples += samples
         self.t_train = time.perf_counter()
-        loss = float(outputs["loss"].detach())
-        self.hooks.on_batch_end(trainer.current_epoch, batch_idx, int(trainer.num_training_batches), loss, samples)
-        if self.hooks.should_stop():
+        self.hooks.on_batch_end(trainer.current_epoch, batch_idx, int(trainer.num_training_batches),
+                                loss_sum / samples, samples)
+        if self.hooks.should_stop() if stop is None else stop:
             self.cancelled = True
             trainer.should_stop = True
 
@@ -106,29 +119,44 @@ class HookBridge(L.Callback):
 
 
 # ------------------------------------------------------------------------------------------------- data
-class GroupBatches(Dataset):
-    """Indexed by an array of group indices; returns that batch as (x, counts, offsets) tensors."""
+class ShardBatch(NamedTuple):
+    """One rank's slice of a global batch: the tensors, the loss weight for DDP, and the real groups in it."""
 
-    def __init__(self, data: TrainingData, groups: Groups):
-        self.data, self.groups = data, groups
+    x: torch.Tensor
+    counts: torch.Tensor
+    offsets: torch.Tensor
+    weight: float  # share of the global batch × replicas (1.0 in one process)
+    samples: int  # groups of this slice that count (0: a stand-in group, for a short last batch)
+
+
+class GroupBatches(Dataset):
+    """Indexed by (group indices, share of the global batch); returns that slice as a ShardBatch."""
+
+    def __init__(self, data: TrainingData, groups: Groups, replicas: int = 1):
+        self.data, self.groups, self.replicas = data, groups, replicas
 
     def __len__(self) -> int:
         return len(self.groups)
 
-    def __getitem__(self, sel):
+    def __getitem__(self, item) -> ShardBatch:
+        sel, share = item
         b = self.data.batch(self.groups, np.asarray(sel))
-        return torch.from_numpy(b.x), torch.from_numpy(b.counts), torch.from_numpy(b.offsets)
+        return ShardBatch(torch.from_numpy(b.x), torch.from_numpy(b.counts), torch.from_numpy(b.offsets),
+                          share * self.replicas, len(sel) if share else 0)
 
 
 class EpochBatchSampler(Sampler):
-    """Yields whole batches: ``grouping.batches(grouping.epoch_order(n, seed, epoch), batch_size)``.
+    """Yields this replica's slice of whole batches: ``grouping.batches(grouping.epoch_order(n, seed, epoch),
+    batch_size)`` cut by ``engine.distributed.shard`` (the whole batch in one process), with its share.
 
     Lightning calls ``set_epoch`` with its epoch counter before each epoch (also after a resume). Validation
-    uses ``shuffle=False``: groups in order.
+    uses ``shuffle=False``: groups in order, every rank the whole set (no collectives; rank 0 reports it).
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True):
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True, replica: int = 0,
+                 replicas: int = 1):
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.replica, self.replicas = replica, replicas
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -137,13 +165,15 @@ class EpochBatchSampler(Sampler):
     def __iter__(self):
         """A generator, so the order is drawn at the first batch: Lightning may call iter() before set_epoch."""
         order = grouping.epoch_order(self.n, self.seed, self.epoch) if self.shuffle else np.arange(self.n)
-        yield from grouping.batches(order, self.batch_size)
+        for sel in grouping.batches(order, self.batch_size):
+            yield shard(sel, self.replica, self.replicas)
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)
 
 
-def make_loader(data: TrainingData, groups: Groups, batch_size: int, seed: int, shuffle: bool) -> DataLoader:
+def make_loader(data: TrainingData, groups: Groups, batch_size: int, seed: int, shuffle: bool, replica: int = 0,
+                replicas: int = 1) -> DataLoader:
     """``batch_size=None``: the sampler already yields batches, the dataset gathers each one in one numpy call."""
-    sampler = EpochBatchSampler(len(groups), batch_size, seed, shuffle)
-    return DataLoader(GroupBatches(data, groups), sampler=sampler, batch_size=None, num_workers=0)
+    sampler = EpochBatchSampler(len(groups), batch_size, seed, shuffle, replica, replicas)
+    return DataLoader(GroupBatches(data, groups, replicas), sampler=sampler, batch_size=None, num_workers=0)

@@ -1,0 +1,77 @@
+"""What a rank other than 0 runs: the same training, silent — rank 0 alone owns the run (engine/distributed.py).
+
+Two ways in: ``python -m engine.replica SPEC`` from the local launcher (engine/launcher.py), or ``pinnacle train``
+itself under srun/torchrun, where engine.pipeline.train_job finds a rank other than 0 and calls ``train_replica``.
+No run directory, no events, no bundle; checkpoints only through the backend's rank-0 rule. The exit code is the
+rank's own (0, or 1 with the traceback on stderr, which the launcher reports).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine.distributed import Topology
+
+
+class SilentHooks:
+    """TrainHooks that report nothing; the stop decision comes from rank 0 through the training step."""
+
+    def on_train_start(self, epochs: int, batches_per_epoch: int) -> None:
+        pass
+
+    def on_batch_end(self, epoch: int, batch: int, batches: int, loss: float, samples: int) -> None:
+        pass
+
+    def on_epoch_end(self, *args, **kwargs) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def train_replica(ds, cfg, backend, topology: Topology, resume_path: Path | None, accelerator: str, devices) -> int:
+    """Prepare the same groups and split as rank 0 (deterministic from the config) and train as ``topology.rank``."""
+    from engine.pipeline import prepare_training
+    from engine.scaling import compute_scales
+    from engine.weights import init_weights
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is rank 0's to decide; it stops us on the same step
+    data, consts = prepare_training(ds, cfg, compute_scales(ds.diffraction, ds.probe))
+    result = backend.train(cfg, data, consts, init_weights(cfg.model, cfg.training.seed), SilentHooks(), None,
+                           resume_path, accelerator=accelerator, devices=devices, replicas=topology)
+    return 0 if result.status in ("ok", "cancelled") else 1
+
+
+def _watch_launcher(pid: int) -> None:
+    """Exit when the launcher has gone (its children would otherwise wait for a collective's timeout)."""
+    def watch() -> None:
+        while os.getppid() == pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
+
+
+def main(argv: list[str]) -> int:
+    from engine.backends import load_backend
+    from engine.distributed import from_env
+    from engine.pipeline import load_data
+
+    spec = pickle.loads(Path(argv[0]).read_bytes())
+    if os.environ.get("PINNACLE_LAUNCHER_PID"):
+        _watch_launcher(int(os.environ["PINNACLE_LAUNCHER_PID"]))
+    topology = from_env()
+    cfg = spec["cfg"]
+    ds = load_data(spec["data_path"], require_probe=True, options=spec["options"])
+    return train_replica(ds, cfg, load_backend(cfg.backend), topology, spec["resume_path"], spec["accelerator"],
+                         spec["devices"])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
