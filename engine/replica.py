@@ -37,12 +37,11 @@ class SilentHooks:
 def train_replica(ds, cfg, backend, topology: Topology, resume_path: Path | None, accelerator: str, devices) -> int:
     """Prepare the same groups and split as rank 0 (deterministic from the config) and train as ``topology.rank``."""
     from engine.pipeline import prepare_training
-    from engine.scaling import compute_scales
     from engine.weights import init_weights
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is rank 0's to decide; it stops us on the same step
-    data, consts = prepare_training(ds, cfg, compute_scales(ds.diffraction, ds.probe))
+    data, consts = prepare_training(ds, cfg)  # the scales and groups rank 0's input check computed, computed again
     result = backend.train(cfg, data, consts, init_weights(cfg.model, cfg.training.seed), SilentHooks(), None,
                            resume_path, accelerator=accelerator, devices=devices, replicas=topology)
     return 0 if result.status in ("ok", "cancelled") else 1
