@@ -32,7 +32,8 @@ its batches through ``predict_in_batches`` (each backend supplies the per-batch 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from types import ModuleType
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -150,3 +151,43 @@ class TrainResult:
     weights: dict[str, np.ndarray]
     history: list[dict] = field(default_factory=list)  # one dict per epoch: epoch, train_loss, val_loss, lr, seconds
     status: str = "ok"  # ok | cancelled
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The contract, typed: what ``engine.backends.load_backend`` returns. A backend is a module (engine/tf/backend.py,
+    engine/torch/backend.py) whose public functions match these (PEP 544: a module satisfies a protocol through its
+    attributes; ``self`` is not part of the module's signature). tests/test_backend_contract.py checks that every
+    registered backend has each member with at least these parameters, so a third backend that misses one fails
+    there rather than in the middle of a job. Extra keyword options a backend accepts beyond these (e.g. a device)
+    are its own; nothing outside the backend passes them."""
+
+    ops: ModuleType  # engine.physics's level-0 ops, framework-side (numpy in, numpy out)
+
+    def train(self, cfg, data: TrainingData, consts: PhysicsConstants, weights: dict[str, np.ndarray],
+              hooks: TrainHooks, checkpoint_dir, resume=None, *, accelerator: str = "cpu", devices=1,
+              replicas=None) -> TrainResult: ...
+
+    def predict(self, cfg, weights: dict[str, np.ndarray], consts: PhysicsConstants, x: np.ndarray,
+                offsets: np.ndarray | None, batch_size: int, *,
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray: ...
+
+    def batch_loss(self, cfg, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,
+                   loss: str) -> float: ...
+
+    def sgd_step(self, cfg, weights: dict[str, np.ndarray], consts: PhysicsConstants,
+                 batch: Batch) -> dict[str, np.ndarray]: ...
+
+    def gradients(self, cfg, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,
+                  loss: str) -> dict[str, np.ndarray]: ...
+
+    def optimizer_steps(self, cfg, weights: dict[str, np.ndarray], consts: PhysicsConstants,
+                        gradients: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]: ...
+
+    def refine(self, problem, start, cfg, hooks: RefineHooks) -> RefineResult: ...
+
+    def refine_step(self, problem, state, sel: np.ndarray, cfg, update_probe: bool) -> tuple: ...
+
+    def check_devices(self, accelerator: str, devices, num_nodes: int = 1) -> None: ...
+
+    def replica_processes(self, accelerator: str, devices) -> int: ...

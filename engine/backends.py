@@ -11,9 +11,12 @@ import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 from engine.errors import BackendUnavailable, InputError
+
+if TYPE_CHECKING:
+    from engine.backend_api import Backend
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,8 @@ def frameworks_loaded() -> bool:
     return any(b.frameworks[0] in sys.modules for b in REGISTRY)
 
 
-def load_backend(name: str | None) -> ModuleType:
-    """Import the selected backend module; BackendUnavailable (exit 2) with the install command if it cannot."""
+def load_backend(name: str | None) -> "Backend":
+    """Import the selected backend module (it satisfies engine.backend_api.Backend); BackendUnavailable (exit 2) with the install command if it cannot."""
     b = info(canonical_name(name))
     importlib.import_module(b.package)  # the backend package sets framework env (TF log level) first
     main, *others = b.frameworks

@@ -64,3 +64,27 @@ def test_predict_applies_the_overlap_constraint_with_the_oracle_merge(case):
     want = physics.reextract_group(region, batch.offsets, N)
     assert np.abs(obj - want).max() < 1e-5
     assert np.abs(obj - raw).max() > 1e-2  # the constraint did something
+
+
+def test_each_backend_module_implements_the_typed_contract(case):
+    """Every member of engine.backend_api.Backend exists in the backend module with at least the contract's
+    parameters (same names, same kinds): what a third backend must provide (docs/backends.md)."""
+    import inspect
+
+    from engine.backend_api import Backend
+
+    name, module = case[0], case[1]
+    assert isinstance(module, Backend), name
+    members = [m for m in vars(Backend) if not m.startswith("_") and callable(getattr(Backend, m))]
+    assert len(members) >= 10
+    for member in members:
+        wanted = list(inspect.signature(getattr(Backend, member)).parameters.values())[1:]  # drop self
+        have = inspect.signature(getattr(module, member)).parameters
+        for p in wanted:
+            assert p.name in have, f"{name}.{member} lacks parameter {p.name}"
+            assert have[p.name].kind == p.kind, f"{name}.{member}: {p.name} is {have[p.name].kind}, not {p.kind}"
+            assert (have[p.name].default is inspect.Parameter.empty) == (p.default is inspect.Parameter.empty), \
+                f"{name}.{member}: {p.name} is {'required' if p.default is inspect.Parameter.empty else 'optional'} in the contract"
+        extra = [q for q in have.values() if q.name not in {p.name for p in wanted}]
+        assert all(q.default is not inspect.Parameter.empty or q.kind is q.VAR_KEYWORD for q in extra), \
+            f"{name}.{member} requires a parameter the contract does not pass: {extra}"
