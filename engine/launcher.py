@@ -16,8 +16,8 @@ since a thread blocked in a framework's native call cannot be interrupted from P
 """
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -55,8 +55,8 @@ class LocalRanks:
 
     def __enter__(self) -> "LocalRanks":
         self.scratch = Path(tempfile.mkdtemp(prefix="pinnacle-ranks-"))
-        spec_path = self.scratch / "spec.pickle"
-        spec_path.write_bytes(pickle.dumps(self.spec))
+        spec_path = self.scratch / "spec.json"
+        spec_path.write_text(json.dumps(self.spec))
         root = str(Path(__file__).resolve().parent.parent)
         for rank in range(1, self.topology.world):
             # TMPDIR: the child's scratch (TensorFlow's non-chief checkpoints) goes where we remove it, killed or not

@@ -9,14 +9,14 @@ inferred, because it only normalises the network input's brightness (docs/physic
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from engine import grouping
 from engine.backend_api import PhysicsConstants, TrainingData
-from engine.config import RunConfig
+from engine.config import RunConfig, to_dict as config_to_dict
 from engine.errors import InputError
 from engine.scaling import Scales, compute_scales
 
@@ -349,8 +349,10 @@ def _other_ranks(job, topology, data_path, cfg, options, resume_path, accelerato
     from engine.launcher import LocalRanks
 
     job.log(f"training on {topology.world} replicas: this process is rank 0 and starts the others")
-    spec = {"data_path": str(data_path), "cfg": cfg, "options": options, "resume_path": resume_path,
-            "accelerator": accelerator, "devices": devices}
+    spec = {"data_path": str(data_path), "cfg": config_to_dict(cfg),
+            "options": asdict(options) if options is not None else None,
+            "resume_path": None if resume_path is None else str(resume_path),
+            "accelerator": accelerator, "devices": devices}  # JSON: a rank reads data, never code
     return LocalRanks(topology, spec, warn=job.warning, abort=job.abort)
 
 

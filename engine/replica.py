@@ -8,7 +8,7 @@ rank's own (0, or 1 with the traceback on stderr, which the launcher reports).
 from __future__ import annotations
 
 import os
-import pickle
+import json
 import signal
 import sys
 import threading
@@ -62,14 +62,18 @@ def main(argv: list[str]) -> int:
     from engine.distributed import from_env
     from engine.pipeline import load_data
 
-    spec = pickle.loads(Path(argv[0]).read_bytes())
+    from engine.config import from_dict
+    from engine.formats.geometry import ScanOptions
+
+    spec = json.loads(Path(argv[0]).read_text())
     if os.environ.get("PINNACLE_LAUNCHER_PID"):
         _watch_launcher(int(os.environ["PINNACLE_LAUNCHER_PID"]))
     topology = from_env()
-    cfg = spec["cfg"]
-    ds = load_data(spec["data_path"], require_probe=True, options=spec["options"])
-    return train_replica(ds, cfg, load_backend(cfg.backend), topology, spec["resume_path"], spec["accelerator"],
-                         spec["devices"])
+    cfg = from_dict(spec["cfg"])
+    options = ScanOptions(**spec["options"]) if spec["options"] is not None else None
+    resume = Path(spec["resume_path"]) if spec["resume_path"] is not None else None
+    ds = load_data(spec["data_path"], require_probe=True, options=options)
+    return train_replica(ds, cfg, load_backend(cfg.backend), topology, resume, spec["accelerator"], spec["devices"])
 
 
 if __name__ == "__main__":
