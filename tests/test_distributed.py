@@ -8,6 +8,7 @@ time; SIGINT to the launcher cancels every rank. Every child imports one framewo
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -231,22 +232,29 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+@contextlib.contextmanager
+def _two_ranks_training(backend: str, runs: Path, ev: Path):
+    """A 2-rank training two steps in: (launcher process, rank 1's pid); the launcher is killed if still alive."""
+    proc = _launch(backend, runs, ev, epochs=50)
+    try:
+        _wait_for_steps(proc, ev, 2)
+        (rank1,) = _children(proc.pid)
+        yield proc, rank1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the rank's process through /proc")
 @pytest.mark.parametrize("backend", INSTALLED)
 def test_a_killed_rank_fails_the_run_in_bounded_time(backend, tmp_path):
     runs, ev = tmp_path / "runs", tmp_path / "events.jsonl"
-    proc = _launch(backend, runs, ev, epochs=50)
-    try:
-        _wait_for_steps(proc, ev, 2)
-        (rank1,) = _children(proc.pid)
+    with _two_ranks_training(backend, runs, ev) as (proc, rank1):
         os.kill(rank1, signal.SIGKILL)
         t0 = time.monotonic()
         proc.wait(timeout=DEAD_RANK_BOUND_S)
         assert time.monotonic() - t0 <= DEAD_RANK_BOUND_S
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 1
     (run,) = _runs(runs)
     record = json.loads((run / "run.json").read_text())
@@ -259,15 +267,9 @@ def test_a_killed_rank_fails_the_run_in_bounded_time(backend, tmp_path):
 @pytest.mark.parametrize("backend", INSTALLED)
 def test_sigint_to_the_launcher_cancels_every_rank(backend, tmp_path):
     runs, ev = tmp_path / "runs", tmp_path / "events.jsonl"
-    proc = _launch(backend, runs, ev, epochs=50)
-    try:
-        _wait_for_steps(proc, ev, 2)
-        (rank1,) = _children(proc.pid)
+    with _two_ranks_training(backend, runs, ev) as (proc, rank1):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=DEAD_RANK_BOUND_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 130
     (run,) = _runs(runs)
     assert json.loads((run / "run.json").read_text())["status"] == "cancelled"
