@@ -9,7 +9,10 @@ weights (engine.weights) and the batch order (engine.grouping), then calls the b
            (replicas: this process is one rank of a data-parallel training — each rank takes its
            engine.distributed.shard of every global batch, the framework reduces the gradients, every rank stops
            after the same step, rank 0 alone writes checkpoints; docs/scaling.md)
-    predict(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, x, offsets, batch_size) -> complex patches
+    predict(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, x, offsets, batch_size, *, progress,
+            accelerator, replicas) -> complex patches
+           (accelerator None: the framework's default placement; replicas: this process is one rank of a
+           distributed inference and predicts one shard on its own device or share of the cores; engine/shards.py)
     batch_loss(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, batch: Batch, loss: str) -> float
     sgd_step(cfg: RunConfig, weights: dict, consts: PhysicsConstants, batch: Batch) -> dict  (one Adam step)
     gradients(cfg: ModelConfig, weights: dict, consts: PhysicsConstants, batch: Batch, loss: str) -> dict
@@ -169,8 +172,8 @@ class Backend(Protocol):
               replicas=None) -> TrainResult: ...
 
     def predict(self, cfg, weights: dict[str, np.ndarray], consts: PhysicsConstants, x: np.ndarray,
-                offsets: np.ndarray | None, batch_size: int, *,
-                progress: Callable[[int, int], None] | None = None) -> np.ndarray: ...
+                offsets: np.ndarray | None, batch_size: int, *, progress: Callable[[int, int], None] | None = None,
+                accelerator: str | None = None, replicas=None) -> np.ndarray: ...
 
     def batch_loss(self, cfg, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,
                    loss: str) -> float: ...

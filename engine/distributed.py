@@ -1,4 +1,5 @@
-"""Data-parallel training, backend-neutral: who is which rank, how a global batch is split, and the local launcher.
+"""Data-parallel training (and inference), backend-neutral: who is which rank, how a global batch is split, and how
+ranks meet. Inference across ranks: engine/inference.py.
 
 Why this shape (docs/scaling.md): both frameworks scale out the same way — one process per replica (torch: one per
 device; TensorFlow: one per CPU replica, or one per node driving all its GPUs), every process running the same
@@ -138,7 +139,7 @@ def barrier(topology: Topology) -> None:
     """
     deadline = time.monotonic() + topology.timeout_s
     if topology.chief:
-        with socket.create_server((_bind_host(topology.address), topology.ports[0]), reuse_port=False) as server:
+        with socket.create_server((bind_host(topology.address), topology.ports[0]), reuse_port=False) as server:
             peers, seen = [], set()
             try:
                 while len(seen) < topology.world - 1:
@@ -158,21 +159,38 @@ def barrier(topology: Topology) -> None:
                     conn.close()
         return
     while True:
+        conn = connect(topology, deadline)
         try:
-            with socket.create_connection((topology.address, topology.ports[0]), timeout=5) as conn:
+            with conn:
                 conn.sendall(str(topology.rank).encode())
                 conn.settimeout(max(0.01, deadline - time.monotonic()))
                 if conn.recv(2) == b"go":
                     return
-                raise ConnectionError("rank 0 closed the rendezvous")
-        except (ConnectionRefusedError, socket.timeout, OSError):
+        except OSError:  # rank 0 closed or reset the rendezvous, or did not answer in time: again, to the deadline
+            pass
+        if time.monotonic() > deadline:
+            raise _no_answer(topology)
+        time.sleep(0.2)
+
+
+def connect(topology: Topology, deadline: float) -> socket.socket:
+    """A connection to rank 0's ``ports[0]``, retried until ``deadline`` (time.monotonic; rank 0 may not listen yet);
+    TimeoutError after it."""
+    while True:
+        try:
+            return socket.create_connection((topology.address, topology.ports[0]), timeout=5)
+        except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"rank 0 did not answer at {topology.address}:{topology.ports[0]} within "
-                                   f"{topology.timeout_s:g} s") from None
+                raise _no_answer(topology) from None
             time.sleep(0.2)
 
 
-def _bind_host(address: str) -> str:
+def _no_answer(topology: Topology) -> TimeoutError:
+    return TimeoutError(f"rank 0 did not answer at {topology.address}:{topology.ports[0]} within "
+                        f"{topology.timeout_s:g} s")
+
+
+def bind_host(address: str) -> str:
     """Rank 0 listens on the loopback when the others reach it there, else on every interface."""
     return address if address in ("127.0.0.1", "localhost") else ""
 
@@ -192,11 +210,17 @@ def shard(sel: np.ndarray, replica: int, replicas: int) -> tuple[np.ndarray, flo
     batches split evenly (share 1/replicas). A short last batch may leave a replica with nothing: it gets the batch's
     first group with share 0 — it must still join the step's collectives — and contributes exactly zero.
     """
-    bounds = np.linspace(0, len(sel), replicas + 1).round().astype(int)
-    part = sel[bounds[replica]:bounds[replica + 1]]
+    part = sel[span(len(sel), replica, replicas)]
     if len(part) == 0:
         return sel[:1], 0.0
     return part, len(part) / len(sel)
+
+
+def span(n: int, replica: int, replicas: int) -> slice:
+    """Replica ``replica``'s contiguous part of ``n`` items cut into ``replicas`` parts as even as they come (the
+    split of a training's global batch, and of an inference's groups: engine/shards.py)."""
+    bounds = np.linspace(0, n, replicas + 1).round().astype(int)
+    return slice(int(bounds[replica]), int(bounds[replica + 1]))
 
 
 def device_count(devices) -> int:

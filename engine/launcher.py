@@ -1,4 +1,5 @@
-"""The local launcher: rank 0 (the ``pinnacle train`` process) starts ranks 1..N-1 on this node and answers for them.
+"""The local launcher: rank 0 (the ``pinnacle train`` or ``infer`` process) starts ranks 1..N-1 on this node and
+answers for them.
 
 Why our own (engine/distributed.py says why not Lightning's): one launcher for both backends; each child runs
 ``python -m engine.replica SPEC`` with torchrun-style variables. The children:
@@ -45,10 +46,14 @@ class RankFailed(RuntimeError):
 class LocalRanks:
     """Context manager: ranks 1..world-1 of ``topology`` as child processes running ``spec`` (engine.replica)."""
 
-    def __init__(self, topology: Topology, spec: dict, warn=None, abort=None, grace_s: float = RANK_DEATH_GRACE_S):
+    def __init__(self, topology: Topology, spec: dict, warn=None, abort=None, grace_s: float = RANK_DEATH_GRACE_S,
+                 cancel_join_s: float = CANCEL_JOIN_S):
         """``warn(message)``: how a child failing after rank 0 finished well is reported (the run stands);
-        ``abort(exc)``: ends the run from the watchdog thread (does not return)."""
+        ``abort(exc)``: ends the run from the watchdog thread (does not return); ``cancel_join_s``: how long the
+        children may take to stop by themselves after rank 0 was cancelled (0: an inference's ranks have nothing
+        to save, they are stopped at once)."""
         self.topology, self.spec, self.warn, self.abort, self.grace_s = topology, spec, warn, abort, grace_s
+        self.cancel_join_s = cancel_join_s
         self.procs: dict[int, subprocess.Popen] = {}
         self.scratch: Path | None = None
         self.done = threading.Event()
@@ -105,7 +110,7 @@ class LocalRanks:
         ok = exc is None
         stopped = isinstance(exc, (Cancelled, KeyboardInterrupt))
         try:
-            deadline = time.monotonic() + (JOIN_S if ok else CANCEL_JOIN_S if stopped else 0.5)
+            deadline = time.monotonic() + (JOIN_S if ok else self.cancel_join_s if stopped else 0.5)
             if not ok and not stopped:
                 time.sleep(0.5)  # a child that caused rank 0's failure is dying too: let it say why
             for proc in self.procs.values():

@@ -182,12 +182,13 @@ def resolve_resume(resume: str, runs_root: str | Path, backend: str, cfg: RunCon
 # -------------------------------------------------------------------------------------------------- jobs
 
 def run_inference(job, bundle, ds, backend, batch_size: int, data_source: str, backend_name: str,
-                  history: list[dict] | None = None, prepared: Prepared | None = None) -> InferenceResult:
+                  history: list[dict] | None = None, prepared: Prepared | None = None,
+                  predict=None) -> InferenceResult:
     """Predict, stitch, evaluate and write recon.npz, metrics.json, previews and product.h5 into the job's run
-    (engine/reconstruction.py, method ``pinn``)."""
+    (engine/reconstruction.py, method ``pinn``); ``predict``: across ranks (engine/inference.py)."""
     from engine.reconstruction import bundle_provenance, pinn_reconstruction, save_reconstruction
 
-    rec = pinn_reconstruction(job, bundle, ds, backend, batch_size, prepared)
+    rec = pinn_reconstruction(job, bundle, ds, backend, batch_size, prepared, predict)
     hist = history if history is not None else bundle.history
     metrics = save_reconstruction(job, rec, ds, data_source=data_source, backend_name=backend_name, method="pinn",
                                   costs=[h.get("train_loss") for h in hist],
@@ -276,7 +277,10 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
     config = {**to_dict(cfg), "test": str(test_path) if test_path else None}
     with Job.start(kind="train", store=RunStore(runs_root), config=config, backend=cfg.backend,
                    dataset=info, events=events, events_fd=events_fd, human=human, native_log=native_log) as job, \
-            _other_ranks(job, topology, data_path, cfg, options, resume_path, accelerator, devices):
+            other_ranks(job, topology, {"kind": "train", "data_path": str(data_path), "cfg": config_to_dict(cfg),
+                                        "options": asdict(options) if options is not None else None,
+                                        "resume_path": None if resume_path is None else str(resume_path),
+                                        "accelerator": accelerator, "devices": devices}):
         state: dict = {"bundle": False, "weights": None, "history": []}
 
         def save_bundle(weights: dict, history: list[dict]) -> None:
@@ -340,59 +344,15 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
     return int(job.exit_code)
 
 
-def _other_ranks(job, topology, data_path, cfg, options, resume_path, accelerator, devices):
-    """The ranks this process starts (one node, several replicas: engine/launcher.py); nothing otherwise."""
+def other_ranks(job, topology, spec: dict, what: str = "training on {} replicas", cancel_join_s: float | None = None):
+    """The ranks this process starts (one node, several ranks: engine/launcher.py) running ``spec`` (engine/replica.py,
+    JSON: a rank reads data, never code); nothing when it starts none."""
     import contextlib
 
     if topology is None or not topology.spawned:
         return contextlib.nullcontext()
-    from engine.launcher import LocalRanks
+    from engine.launcher import CANCEL_JOIN_S, LocalRanks
 
-    job.log(f"training on {topology.world} replicas: this process is rank 0 and starts the others")
-    spec = {"data_path": str(data_path), "cfg": config_to_dict(cfg),
-            "options": asdict(options) if options is not None else None,
-            "resume_path": None if resume_path is None else str(resume_path),
-            "accelerator": accelerator, "devices": devices}  # JSON: a rank reads data, never code
-    return LocalRanks(topology, spec, warn=job.warning, abort=job.abort)
-
-
-def infer_job(bundle_path: str | Path, data_path: str | Path, backend: str | None, runs_root: str | Path,
-              events: str | None = None, events_fd: int | None = None, batch_size: int | None = None,
-              truth: str | Path | None = None, human: bool | None = None, native_log=None,
-              options=None) -> int:
-    """Reconstruct ``data_path`` with a bundle into a new run (recon.npz, previews, product.h5, metrics.json).
-
-    ``truth``: a dataset NPZ whose objectGuess scores the result when the data itself has none.
-    """
-    from dataclasses import replace
-
-    from engine.backends import canonical_name, load_backend
-    from engine.bundle import load_bundle
-    from engine.config import InferenceConfig, to_dict
-    from engine.jobs import Job
-    from engine.runstore import RunStore
-
-    RunStore(runs_root).check_writable(create=False)
-    bundle = load_bundle(bundle_path)
-    require_trained(bundle, bundle_path)
-    N = bundle.run_config.model.N
-    ds = load_data(data_path, require_probe=False, N=N, options=options)
-    if truth is not None and ds.object is None:
-        truth_ds = load_data(truth, require_probe=False)
-        if truth_ds.object is None:
-            raise InputError(str(truth), "objectGuess", "expected the true object (objectGuess)")
-        ds = replace(ds, object=truth_ds.object)
-    name = canonical_name(backend)
-    if batch_size is not None:
-        InferenceConfig(batch_size=batch_size)  # ConfigError (exit 2) for a bad value
-    bs = batch_size or bundle.run_config.inference.batch_size
-    module = load_backend(name)
-    config = {**to_dict(bundle.run_config), "backend": name, "bundle": str(bundle_path),
-              "bundle_manifest_sha256": bundle.manifest_sha256, "inference_batch_size": bs}
-    with Job.start(kind="infer", store=RunStore(runs_root), config=config, backend=name,
-                   dataset=dataset_info(ds), events=events, events_fd=events_fd, human=human,
-                   native_log=native_log) as job:
-        job.stage("loading")
-        job.log(f"bundle trained by {bundle.backend}, inferring with {name}")
-        run_inference(job, bundle, ds, module, bs, str(data_path), name)
-    return int(job.exit_code)
+    job.log(what.format(topology.world) + ": this process is rank 0 and starts the others")
+    return LocalRanks(topology, spec, warn=job.warning, abort=job.abort,
+                      cancel_join_s=CANCEL_JOIN_S if cancel_join_s is None else cancel_join_s)

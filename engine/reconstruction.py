@@ -60,26 +60,39 @@ class Network:
         return cls(bundle.run_config, bundle.weights, bundle.scales, bundle.probe, bundle.manifest_sha256)
 
 
-def pinn_object(net: Network, ds, backend, batch_size: int, progress=None, stage=lambda name: None,
-                prepared=None) -> Reconstruction:
-    """The network's patches for every pattern of ``ds``, stitched on the reconstruction grid (no events, except
-    through ``stage`` and ``progress(done, total)``); ``prepared``: ds's scales and groups, computed once per job."""
-    from engine import physics
+def pinn_inputs(net: Network, ds, prepared=None, stage=lambda name: None) -> tuple:
+    """(physics constants, groups, network input x) of ``ds`` for ``net`` — the same on every rank of a distributed
+    inference (engine/shards.py); ``prepared``: ds's scales and groups, computed once per job."""
     from engine.backend_api import PhysicsConstants
-    from engine.pipeline import inference_groups, stitch_grid
+    from engine.pipeline import inference_groups
     from engine.scaling import compute_scales
 
     cfg = net.run_config
-    N = cfg.model.N
     probe = ds.probe if ds.probe is not None else net.probe
     input_scale = (prepared.scales if prepared else compute_scales(ds.measured, probe)).input_scale  # from the data
     consts = PhysicsConstants(probe=np.asarray(probe, np.complex64), photon_scale=net.scales.photon_scale,
-                              input_scale=input_scale, N=N, C=cfg.model.channels, valid=ds.valid)
+                              input_scale=input_scale, N=cfg.model.N, C=cfg.model.channels, valid=ds.valid)
     stage("grouping")
     groups = prepared.groups if prepared else inference_groups(ds, cfg)
     x = (np.asarray(ds.measured, np.float32)[groups.indices] * np.float32(input_scale)).astype(np.float32)
+    return consts, groups, x
+
+
+def pinn_object(net: Network, ds, backend, batch_size: int, progress=None, stage=lambda name: None,
+                prepared=None, predict=None) -> Reconstruction:
+    """The network's patches for every pattern of ``ds``, stitched on the reconstruction grid (no events, except
+    through ``stage`` and ``progress(done, total)``); ``predict``: instead of ``backend.predict`` (same signature:
+    engine.shards.ShardGather.sharded spreads it across ranks)."""
+    from engine import physics
+    from engine.pipeline import stitch_grid
+
+    cfg = net.run_config
+    N = cfg.model.N
+    consts, groups, x = pinn_inputs(net, ds, prepared, stage)
+    probe, input_scale = consts.probe, consts.input_scale
     stage("inference")
-    patches = backend.predict(cfg.model, net.weights, consts, x, groups.offsets, batch_size, progress=progress)
+    patches = (predict or backend.predict)(cfg.model, net.weights, consts, x, groups.offsets, batch_size,
+                                           progress=progress)
     stage("stitching")
     weight = physics.stitch_weight(probe, N // 2, cfg.inference.stitch_weight)
     shape, origin = stitch_grid(ds)
@@ -90,7 +103,7 @@ def pinn_object(net: Network, ds, backend, batch_size: int, progress=None, stage
     return Reconstruction(obj, wsum, origin, np.asarray(probe, np.complex64), meta)
 
 
-def pinn_reconstruction(job, bundle, ds, backend, batch_size: int, prepared=None) -> Reconstruction:
+def pinn_reconstruction(job, bundle, ds, backend, batch_size: int, prepared=None, predict=None) -> Reconstruction:
     """``pinn_object`` of a bundle inside a job: stages, progress in patterns, cancellable between batches."""
     cfg = bundle.run_config
     total = ds.M
@@ -101,7 +114,7 @@ def pinn_reconstruction(job, bundle, ds, backend, batch_size: int, prepared=None
 
     job.log(f"inference on {ds.M} patterns (groups of {cfg.model.channels}), input scale from the data, photon "
             f"scale {bundle.scales.photon_scale:.4g} from the bundle")
-    rec = pinn_object(Network.of(bundle), ds, backend, batch_size, progress, job.stage, prepared)
+    rec = pinn_object(Network.of(bundle), ds, backend, batch_size, progress, job.stage, prepared, predict)
     job.check_cancel()
     return rec
 

@@ -86,11 +86,11 @@ def test_plan_one_process_spawned_ranks_and_outside_launchers():
 
 @pytest.fixture
 def fake(monkeypatch):
-    """A backend that refuses nothing and must not be asked to train: the refusals come first."""
+    """A backend that refuses nothing and must not be asked to train or predict: the refusals come first."""
     def train(*args, **kw):
-        raise AssertionError("trained despite bad input")
+        raise AssertionError("ran despite bad input")
 
-    backend = SimpleNamespace(train=train, check_devices=lambda accelerator, devices, num_nodes=1: None,
+    backend = SimpleNamespace(train=train, predict=train, check_devices=lambda accelerator, devices, num_nodes=1: None,
                               replica_processes=lambda accelerator, devices: distributed.device_count(devices))
     monkeypatch.setattr("engine.backends.load_backend", lambda name: backend)
 
@@ -232,6 +232,15 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def ranks_through_proc(test):
+    """The marks of a slow test, per installed backend, that finds a launcher's ranks through /proc."""
+    marks = (pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the ranks "
+             "through /proc"), pytest.mark.parametrize("backend", INSTALLED))
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
 @contextlib.contextmanager
 def _two_ranks_training(backend: str, runs: Path, ev: Path):
     """A 2-rank training two steps in: (launcher process, rank 1's pid); the launcher is killed if still alive."""
@@ -245,9 +254,7 @@ def _two_ranks_training(backend: str, runs: Path, ev: Path):
             proc.kill()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the rank's process through /proc")
-@pytest.mark.parametrize("backend", INSTALLED)
+@ranks_through_proc
 def test_a_killed_rank_fails_the_run_in_bounded_time(backend, tmp_path):
     runs, ev = tmp_path / "runs", tmp_path / "events.jsonl"
     with _two_ranks_training(backend, runs, ev) as (proc, rank1):
@@ -262,9 +269,7 @@ def test_a_killed_rank_fails_the_run_in_bounded_time(backend, tmp_path):
     assert _events(ev)[-1]["type"] == "run_finished"
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="checks the ranks' processes through /proc")
-@pytest.mark.parametrize("backend", INSTALLED)
+@ranks_through_proc
 def test_sigint_to_the_launcher_cancels_every_rank(backend, tmp_path):
     runs, ev = tmp_path / "runs", tmp_path / "events.jsonl"
     with _two_ranks_training(backend, runs, ev) as (proc, rank1):

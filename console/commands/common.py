@@ -59,6 +59,16 @@ def native_log(ctx: typer.Context):
     return ctx.obj if ctx is not None and ctx.obj is not None and hasattr(ctx.obj, "save_to") else None
 
 
+def parse_devices(text: str) -> int | str:
+    """``--devices`` (train, infer): a count ("2") or a comma-separated list of device indices ("0,1")."""
+    from engine.errors import InputError
+
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(p.isdigit() for p in parts) or (len(parts) == 1 and int(parts[0]) < 1):
+        raise InputError("--devices", str(text), "a device count >= 1 or a list of device indices such as 0,1")
+    return int(parts[0]) if len(parts) == 1 else ",".join(parts)
+
+
 # ------------------------------------------------------------------------------ scan files (docs/data.md)
 def energy_option() -> typer.models.OptionInfo:
     """``--energy-ev EV``: the photon energy, when the file states none or states it wrong."""

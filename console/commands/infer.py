@@ -2,15 +2,17 @@
 
 Module level imports only typer/stdlib and the backend registry (engine/backends.py, stdlib only). Outputs go into
 a new run: recon.npz, amplitude.png, phase.png, product.h5, product.cxi, and metrics.json when the data holds the
-true object (docs/pipeline.md).
+true object (docs/pipeline.md). ``--devices N [--num-nodes M]`` spreads the prediction over N × M processes
+(engine/inference.py, docs/scaling.md).
 """
 from __future__ import annotations
 
 import typer
 
 from console.commands.common import (check_worker, crop_option, detector_pixel_option, distance_option,
-                                     energy_option, events_fd_option, events_option, native_log, probe_from_option,
-                                     product_option, progress_option, runs_option, scan_options, worker_option)
+                                     energy_option, events_fd_option, events_option, native_log, parse_devices,
+                                     probe_from_option, product_option, progress_option, runs_option, scan_options,
+                                     worker_option)
 from engine.backends import DEFAULT_BACKEND  # the registry: stdlib only, no framework
 
 
@@ -38,12 +40,23 @@ def register(app: typer.Typer) -> None:
         crop: int = crop_option(),
         probe_from: str = probe_from_option(),
         product: str = product_option(),
+        accelerator: str = typer.Option(None, "--accelerator",
+                                        help="cpu, gpu or auto. Default: the framework's own placement for one "
+                                             "process, cpu for several."),
+        devices: str = typer.Option("1", "--devices",
+                                    help="Processes per node, one per device (process i of a node takes its GPU "
+                                         "i; choose them with CUDA_VISIBLE_DEVICES). The scan's groups are split into one contiguous shard per process; "
+                                         "rank 0 gathers the patches and writes the one run (docs/scaling.md). On "
+                                         "CPU each process gets its share of the cores."),
+        num_nodes: int = typer.Option(1, "--num-nodes", help="Nodes, each with --devices processes; above 1 the "
+                                      "ranks are started by srun or torchrun (docs/scaling.md)."),
     ) -> None:
         """Reconstruct a scan with a model bundle: stitched object, previews, Ptychodus product (product.h5, .cxi)."""
-        from engine.pipeline import infer_job
+        from engine.inference import infer_job
 
         check_worker(worker)
         options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
         code = infer_job(bundle, data, backend, runs, events, events_fd, batch_size, truth,
-                         human=None if progress else False, native_log=native_log(ctx), options=options)
+                         human=None if progress else False, native_log=native_log(ctx), options=options,
+                         accelerator=accelerator, devices=parse_devices(devices), num_nodes=num_nodes)
         raise typer.Exit(code)

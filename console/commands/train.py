@@ -14,8 +14,8 @@ from __future__ import annotations
 import typer
 
 from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
-                                     events_fd_option, events_option, native_log, probe_from_option, product_option,
-                                     progress_option, runs_option, scan_options)
+                                     events_fd_option, events_option, native_log, parse_devices, probe_from_option,
+                                     product_option, progress_option, runs_option, scan_options)
 from engine.backends import DEFAULT_BACKEND  # the registry: stdlib only, no framework
 
 #: CLI defaults (see the module docstring: about one minute on the fixture with 2 cores).
@@ -47,16 +47,6 @@ def build_config(ds, backend: str, epochs: int, gridsize: int, n_groups: int | N
         if exc.key == "N":
             raise InputError(ds.source, "diffraction", f"expected patterns of N = 32, 64, 128 or 256, got {ds.N}")
         raise InputError(options.get(exc.key) or str(exc.key), None, exc.expected) from exc
-
-
-def parse_devices(text: str) -> int | str:
-    """``--devices``: a count ("2") or a comma-separated list of device indices ("0,1")."""
-    from engine.errors import InputError
-
-    parts = [p.strip() for p in str(text).split(",")]
-    if not all(p.isdigit() for p in parts) or (len(parts) == 1 and int(parts[0]) < 1):
-        raise InputError("--devices", str(text), "a device count >= 1 or a list of device indices such as 0,1")
-    return int(parts[0]) if len(parts) == 1 else ",".join(parts)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,8 +2,9 @@
 
 Levels 0–2 run one probe child per backend (engine.parity.probe: ops, network, one Adam step); level 3 trains,
 infers and refines in ``pinnacle`` children (engine.parity.level3). ``parity_job`` is the job of kind "parity",
-beside engine.pipeline's ``train_job``/``infer_job``: it checks its input before a run directory exists, runs the
-levels, writes parity.json, parity.md and images (engine.parity.report), and hands the report to the caller to show.
+beside engine.pipeline's ``train_job`` and engine.inference's ``infer_job``: it checks its input before a run
+directory exists, runs the levels, writes parity.json, parity.md and images (engine.parity.report), and hands the
+report to the caller to show.
 This module never imports TensorFlow or PyTorch: only the children do.
 """
 from __future__ import annotations

@@ -272,18 +272,36 @@ def _train_loop(cfg: RunConfig, data: TrainingData, pinn: Pinn, step, hooks: Tra
 
 def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, x: np.ndarray,
             offsets: np.ndarray | None, batch_size: int, *,
-            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+            progress: Callable[[int, int], None] | None = None, accelerator: str | None = None,
+            replicas: Topology | None = None) -> np.ndarray:
     """Complex object patches (M, C, N, N) complex64, after merge/re-extract when C > 1 (before the probe).
 
     One model and one traced graph for all batches; ``progress(done, total)`` after each (it may raise to cancel).
+    ``accelerator`` None: TensorFlow's own placement; else this process's device — one rank of ``replicas``
+    (engine/shards.py) takes its node's ``local_rank``-th GPU, or its share of the CPU cores.
     """
-    pinn = Pinn(cfg, consts, weights)
+    with _placement(accelerator, replicas):
+        pinn = Pinn(cfg, consts, weights)
 
-    def step(xb: np.ndarray, ob: np.ndarray) -> np.ndarray:
-        xt, ot = (tf.constant(np.asarray(a, np.float32)) for a in (xb, ob))
-        return pinn.predict_step(xt, ot).numpy()
+        def step(xb: np.ndarray, ob: np.ndarray) -> np.ndarray:
+            xt, ot = (tf.constant(np.asarray(a, np.float32)) for a in (xb, ob))
+            return pinn.predict_step(xt, ot).numpy()
 
-    return predict_in_batches(step, x, offsets, batch_size, cfg.channels, cfg.N, progress)
+        return predict_in_batches(step, x, offsets, batch_size, cfg.channels, cfg.N, progress)
+
+
+def _placement(accelerator: str | None, replicas: Topology | None):
+    """The device scope of ``predict`` (see there)."""
+    if accelerator is None:
+        return contextlib.nullcontext()
+    gpus = tf.config.list_logical_devices("GPU") if accelerator != "cpu" else []
+    if gpus:
+        return tf.device(gpus[(replicas.local_rank if replicas is not None else 0) % len(gpus)].name)
+    if replicas is not None:
+        from engine.tf.distributed import share_cores
+
+        share_cores(replicas.per_node)
+    return tf.device("/CPU:0")
 
 
 def batch_loss(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, batch: Batch,

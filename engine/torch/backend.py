@@ -188,13 +188,18 @@ def _module(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsCon
 
 def predict(cfg: ModelConfig, weights: dict[str, np.ndarray], consts: PhysicsConstants, x: np.ndarray,
             offsets: np.ndarray | None, batch_size: int, *, progress: Callable[[int, int], None] | None = None,
-            device: str = "cpu") -> np.ndarray:
+            device: str = "cpu", accelerator: str | None = None, replicas: Topology | None = None) -> np.ndarray:
     """Complex object patches (M, C, N, N) complex64, after merge/re-extract when C > 1 (before the probe).
 
-    ``progress(done, total)`` is called after every batch (it may raise to cancel).
+    ``progress(done, total)`` is called after every batch (it may raise to cancel). ``accelerator`` (None: use
+    ``device``) picks the device: one rank of ``replicas`` (engine/shards.py) takes its node's ``local_rank``-th
+    GPU, or its share of the CPU cores.
     """
+    if accelerator is not None:
+        gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+        device = f"cuda:{replicas.local_rank if replicas is not None else 0}" if gpu else "cpu"
     if device == "cpu":
-        torch.set_num_threads(cpu_threads())
+        torch.set_num_threads(max(1, cpu_threads() // (replicas.per_node if replicas is not None else 1)))
     module = _module(cfg, weights, consts).to(device).eval()  # channels-last inside (engine/torch/model.py)
 
     def step(xb: np.ndarray, ob: np.ndarray) -> np.ndarray:
