@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
                                              "process, cpu for several."),
         devices: str = typer.Option("1", "--devices",
                                     help="Processes per node, one per device (process i of a node takes its GPU "
-                                         "i; choose them with CUDA_VISIBLE_DEVICES). The scan's groups are split into one contiguous shard per process; "
+                                         "i; choose them with CUDA_VISIBLE_DEVICES). The scan's groups are split "
+                                         "into one contiguous shard per process; "
                                          "rank 0 gathers the patches and writes the one run (docs/scaling.md). On "
                                          "CPU each process gets its share of the cores."),
         num_nodes: int = typer.Option(1, "--num-nodes", help="Nodes, each with --devices processes; above 1 the "
