@@ -14,37 +14,38 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.config import ModelConfig
-from engine.weights import check_weights
+from engine.weights import require_fit
 
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1, bias=True)
 
 
-class EncoderBlock(nn.Module):
+class _ConvPair(nn.Module):
+    """relu(conv0) → relu(conv1): the body of every encoder and decoder block (parameter names conv0, conv1 are
+    the canonical ones, engine/weights.py)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv0 = _conv(cin, cout)
+        self.conv1 = _conv(cout, cout)
+
+    def convs(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv1(F.relu(self.conv0(x))))
+
+
+class EncoderBlock(_ConvPair):
     """relu(conv0) → relu(conv1) → maxpool 2×2."""
 
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.conv0 = _conv(cin, cout)
-        self.conv1 = _conv(cout, cout)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv1(F.relu(self.conv0(x))))
-        return F.max_pool2d(x, 2)
+        return F.max_pool2d(self.convs(x), 2)
 
 
-class DecoderBlock(nn.Module):
+class DecoderBlock(_ConvPair):
     """relu(conv0) → relu(conv1) → nearest upsample ×2."""
 
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.conv0 = _conv(cin, cout)
-        self.conv1 = _conv(cout, cout)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv1(F.relu(self.conv0(x))))
-        return F.interpolate(x, scale_factor=2, mode="nearest")
+        return F.interpolate(self.convs(x), scale_factor=2, mode="nearest")
 
 
 class PtychoNet(nn.Module):
@@ -95,10 +96,7 @@ def pad_center(a: torch.Tensor, N: int) -> torch.Tensor:
 
 def load_canonical(model: PtychoNet, weights: dict[str, np.ndarray], cfg: ModelConfig | None = None) -> None:
     """Copy canonical numpy weights into ``model`` (exact; refuses anything but the canonical tensors)."""
-    if cfg is not None:
-        problem = check_weights(cfg, weights)
-        if problem:
-            raise ValueError(f"weights do not fit the model: {problem}")
+    require_fit(cfg, weights)
     state = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in weights.items()}
     model.load_state_dict(state, strict=True)
 
