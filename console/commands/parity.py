@@ -59,9 +59,11 @@ def verdict_table(report: dict):
     from rich.markup import escape
     from rich.table import Table
 
+    from engine.backends import BACKENDS, LABELS
     from engine.parity.report import level_key
 
-    table = Table(title="Pinnacle parity: TensorFlow vs PyTorch", title_justify="left")
+    first, second = (LABELS[b] for b in BACKENDS[:2])  # the pair a parity run compares, in its order
+    table = Table(title=f"Pinnacle parity: {first} vs {second}", title_justify="left")
     for col, kw in (("level", {}), ("check", {}), ("value", {"justify": "right"}),
                     ("tolerance", {"justify": "right"}), ("result", {})):
         table.add_column(col, **kw)
