@@ -2,7 +2,8 @@
 
 Why messages: screens render and say what the operator asked for; the app (console/app.py) owns the run views, the
 runner and the followers and decides what happens. A screen never sets an app attribute or calls an app method that
-changes state; it posts one of these and the message bubbles up to the app.
+changes state; it posts one of these and the message bubbles up to the app. Each message is a dataclass (as
+Textual's own widget messages are): its fields are what it carries.
 """
 from __future__ import annotations
 
@@ -11,34 +12,33 @@ from dataclasses import dataclass
 from textual.message import Message
 
 
+@dataclass
 class EventsBatch(Message):
     """A batch of parsed events of one run (a child's pipe or a followed events.jsonl), at most one per interval."""
 
-    def __init__(self, key: str, events: list[dict]) -> None:
-        super().__init__()
-        self.key, self.events = key, events
+    key: str
+    events: list[dict]
 
 
+@dataclass
 class RunsChanged(Message):
     """Posted to the visible screen after run views changed (``key``) so it re-renders."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__()
-        self.key = key
+    key: str
 
 
+@dataclass
 class ShowScreen(Message):
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
+    """Switch to the named screen."""
+
+    name: str
 
 
+@dataclass
 class DatasetChosen(Message):
     """The operator picked a valid dataset on the Datasets screen (Launch pre-fills it)."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
+    path: str
 
 
 @dataclass(frozen=True)
@@ -54,32 +54,31 @@ class JobRequest:
     epochs: int = 0
 
 
+@dataclass
 class StartJob(Message):
-    def __init__(self, request: JobRequest) -> None:
-        super().__init__()
-        self.request = request
+    """Start the job the Launch screen built."""
+
+    request: JobRequest
 
 
+@dataclass
 class OpenRun(Message):
     """Open a run of the store: follow it live when its writer is alive, else replay its history; then show
     ``screen`` (results | run | parity)."""
 
-    def __init__(self, run_dir: str, screen: str = "results") -> None:
-        super().__init__()
-        self.run_dir, self.screen = run_dir, screen
+    run_dir: str
+    screen: str = "results"
 
 
+@dataclass
 class SelectRun(Message):
     """Make ``key`` the run the Run screen follows."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__()
-        self.key = key
+    key: str
 
 
+@dataclass
 class CancelRun(Message):
     """Cancel a run (after the operator confirms): a child of the console or a run started elsewhere."""
 
-    def __init__(self, key: str | None = None) -> None:
-        super().__init__()
-        self.key = key
+    key: str | None = None

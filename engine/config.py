@@ -11,17 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.backends import BACKENDS, DEFAULT_BACKEND
-from engine.errors import ConfigError
+from engine.errors import ConfigError, require
 
 LOSSES = ("poisson", "mae")
 OBJECT_KINDS = ("lines", "grf", "dead_leaves")
 PROBE_KINDS = ("disk", "gaussian")
 SCAN_KINDS = ("raster", "random", "fermat")
-
-
-def _check(cond: bool, name: str, expected: str) -> None:
-    if not cond:
-        raise ConfigError(name, expected)
 
 
 @dataclass(frozen=True)
@@ -38,12 +33,12 @@ class ModelConfig:
     amplitude_max: float = 2.0
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.N, int) and self.N in (32, 64, 128, 256), "N", "one of 32, 64, 128, 256")
-        _check(isinstance(self.amplitude_max, (int, float)) and 0 < self.amplitude_max <= 16, "amplitude_max",
+        require(isinstance(self.N, int) and self.N in (32, 64, 128, 256), "N", "one of 32, 64, 128, 256")
+        require(isinstance(self.amplitude_max, (int, float)) and 0 < self.amplitude_max <= 16, "amplitude_max",
                "a number in (0, 16]")
-        _check(isinstance(self.n_filters_scale, int) and 1 <= self.n_filters_scale <= 8,
+        require(isinstance(self.n_filters_scale, int) and 1 <= self.n_filters_scale <= 8,
                "n_filters_scale", "an integer from 1 to 8")
-        _check(isinstance(self.gridsize, int) and 1 <= self.gridsize <= 3, "gridsize", "1, 2 or 3")
+        require(isinstance(self.gridsize, int) and 1 <= self.gridsize <= 3, "gridsize", "1, 2 or 3")
 
     @property
     def channels(self) -> int:
@@ -76,17 +71,17 @@ class TrainingConfig:
     neighbours: int = 4  # KD-tree candidates per group member pool (>= C)
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
-        _check(isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1,
+        require(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
+        require(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        require(isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1,
                "learning_rate", "a number in (0, 1)")
-        _check(self.loss in LOSSES, "loss", f"one of {', '.join(LOSSES)}")
-        _check(self.n_groups is None or (isinstance(self.n_groups, int) and self.n_groups >= 1),
+        require(self.loss in LOSSES, "loss", f"one of {', '.join(LOSSES)}")
+        require(self.n_groups is None or (isinstance(self.n_groups, int) and self.n_groups >= 1),
                "n_groups", "an integer >= 1 (or unset for one group per pattern)")
-        _check(isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 0.9,
+        require(isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 0.9,
                "val_fraction", "a number in [0, 0.9)")
-        _check(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
-        _check(isinstance(self.neighbours, int) and self.neighbours >= 1, "neighbours", "an integer >= 1")
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
+        require(isinstance(self.neighbours, int) and self.neighbours >= 1, "neighbours", "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -95,8 +90,8 @@ class InferenceConfig:
     stitch_weight: str = "probe"  # "probe": |P|² on the predicted region; "uniform": the predicted region
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
-        _check(self.stitch_weight in ("probe", "uniform"), "stitch_weight", "probe or uniform")
+        require(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        require(self.stitch_weight in ("probe", "uniform"), "stitch_weight", "probe or uniform")
 
 
 @dataclass(frozen=True)
@@ -115,20 +110,20 @@ class SimulationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.object_kind in OBJECT_KINDS, "object_kind", f"one of {', '.join(OBJECT_KINDS)}")
-        _check(self.probe_kind in PROBE_KINDS, "probe_kind", f"one of {', '.join(PROBE_KINDS)}")
-        _check(self.scan_kind in SCAN_KINDS, "scan_kind", f"one of {', '.join(SCAN_KINDS)}")
-        _check(isinstance(self.N, int) and self.N >= 8 and self.N % 2 == 0, "N", "an even integer >= 8")
-        _check(isinstance(self.n_positions, int) and self.n_positions >= 1, "n_positions", "an integer >= 1")
-        _check(isinstance(self.object_size, int) and self.object_size >= self.N + 2,
+        require(self.object_kind in OBJECT_KINDS, "object_kind", f"one of {', '.join(OBJECT_KINDS)}")
+        require(self.probe_kind in PROBE_KINDS, "probe_kind", f"one of {', '.join(PROBE_KINDS)}")
+        require(self.scan_kind in SCAN_KINDS, "scan_kind", f"one of {', '.join(SCAN_KINDS)}")
+        require(isinstance(self.N, int) and self.N >= 8 and self.N % 2 == 0, "N", "an even integer >= 8")
+        require(isinstance(self.n_positions, int) and self.n_positions >= 1, "n_positions", "an integer >= 1")
+        require(isinstance(self.object_size, int) and self.object_size >= self.N + 2,
                "object_size", f"an integer >= N + 2 ({self.N + 2})")
-        _check(isinstance(self.nphotons, (int, float)) and math.isfinite(self.nphotons) and self.nphotons > 0,
+        require(isinstance(self.nphotons, (int, float)) and math.isfinite(self.nphotons) and self.nphotons > 0,
                "nphotons", "a positive finite number")
-        _check(isinstance(self.probe_radius, (int, float)) and 0 < self.probe_radius <= self.N / 2,
+        require(isinstance(self.probe_radius, (int, float)) and 0 < self.probe_radius <= self.N / 2,
                "probe_radius", f"a number in (0, N/2 = {self.N / 2}]")
-        _check(isinstance(self.scan_step, (int, float)) and self.scan_step > 0, "scan_step", "a positive number")
-        _check(isinstance(self.jitter, (int, float)) and self.jitter >= 0, "jitter", "a number >= 0")
-        _check(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
+        require(isinstance(self.scan_step, (int, float)) and self.scan_step > 0, "scan_step", "a positive number")
+        require(isinstance(self.jitter, (int, float)) and self.jitter >= 0, "jitter", "a number >= 0")
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -141,7 +136,7 @@ class RunConfig:
     backend: str = DEFAULT_BACKEND
 
     def __post_init__(self) -> None:
-        _check(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}")
+        require(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}")
 
 
 _SECTIONS = {"model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig}
@@ -161,7 +156,7 @@ def from_dict(d: dict) -> RunConfig:
                 value = {**value, "amplitude_max": 1.0}  # written before the field existed: the sigmoid network
             names = {f.name for f in dataclasses.fields(cls)}
             unknown = set(value) - names
-            _check(not unknown, f"{key}.{sorted(unknown)[0] if unknown else ''}", "a known field")
+            require(not unknown, f"{key}.{sorted(unknown)[0] if unknown else ''}", "a known field")
             kwargs[key] = cls(**value)
         elif key == "backend":
             kwargs[key] = value

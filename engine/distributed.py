@@ -223,6 +223,15 @@ def span(n: int, replica: int, replicas: int) -> slice:
     return slice(int(bounds[replica]), int(bounds[replica + 1]))
 
 
+def check_device_count(devices, available: int, gpu: bool) -> None:
+    """Refuse ``--devices`` asking for more replicas than the node has ``available`` GPUs or CPU cores (at least 1
+    is always allowed): both backends' ``check_devices`` end here once they know what the node has."""
+    count = device_count(devices)
+    if count < 1 or count > max(available, 1):
+        raise InputError("--devices", str(devices), f"a device count from 1 to {max(available, 1)} "
+                         f"({'GPUs' if gpu else 'CPU cores'}: {available} available)")
+
+
 def device_count(devices) -> int:
     """``--devices``: a count (2) or a list of device indices ("0,1") → how many devices."""
     text = str(devices).strip()

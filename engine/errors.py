@@ -33,6 +33,12 @@ class ConfigError(InputError):
         super().__init__(source, field, expected)
 
 
+def require(cond: bool, field: str, expected: str) -> None:
+    """ConfigError(field, expected) unless ``cond``: one line per field in the config dataclasses' checks."""
+    if not cond:
+        raise ConfigError(field, expected)
+
+
 class BackendUnavailable(InputError):
     """The selected backend's framework is not installed (exit 2, with the install command)."""
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import physics
-from engine.errors import ConfigError
+from engine.errors import require
 
 #: Pixels whose illumination (summed |P|² of the whole scan) is below this share of the maximum get no momentum:
 #: the padding and unlit corners are constrained only weakly, and momentum there grows without bound.
@@ -41,11 +41,6 @@ WEIGHT_EPS = 1e-6
 BACKTRACK_RISE = 0.10
 #: A backtrack within this many epochs of the previous one halves the step; the first only restarts the momentum.
 RECENT_REVERT = 5
-
-
-def _check(cond: bool, name: str, expected: str) -> None:
-    if not cond:
-        raise ConfigError(name, expected)
 
 
 @dataclass(frozen=True)
@@ -63,15 +58,15 @@ class RefineConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
-        _check(isinstance(self.step, (int, float)) and 0 < self.step <= 2, "step", "a number in (0, 2]")
-        _check(isinstance(self.regularization, (int, float)) and 0 < self.regularization <= 1,
+        require(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
+        require(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        require(isinstance(self.step, (int, float)) and 0 < self.step <= 2, "step", "a number in (0, 2]")
+        require(isinstance(self.regularization, (int, float)) and 0 < self.regularization <= 1,
                "regularization", "a number in (0, 1]")
-        _check(isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
-        _check(isinstance(self.margin, int) and 0 <= self.margin <= 64, "margin", "an integer from 0 to 64")
-        _check(isinstance(self.probe_start, int) and self.probe_start >= 0, "probe_start", "an integer >= 0")
-        _check(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
+        require(isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
+        require(isinstance(self.margin, int) and 0 <= self.margin <= 64, "margin", "an integer from 0 to 64")
+        require(isinstance(self.probe_start, int) and self.probe_start >= 0, "probe_start", "an integer >= 0")
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
 
 
 @dataclass(frozen=True)

@@ -26,19 +26,17 @@ def parameter_specs(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
         specs.append((f"{name}.weight", (cout, cin, 3, 3)))
         specs.append((f"{name}.bias", (cout,)))
 
-    cin = cfg.channels
-    for i, f in enumerate(cfg.encoder_filters):
-        conv(f"encoder.{i}.conv0", cin, f)
-        conv(f"encoder.{i}.conv1", f, f)
-        cin = f
-    bottleneck = cin
-    for head in ("amp", "phase"):
-        cin = bottleneck
-        for j, f in enumerate(cfg.decoder_filters):
-            conv(f"{head}_decoder.{j}.conv0", cin, f)
-            conv(f"{head}_decoder.{j}.conv1", f, f)
+    def blocks(prefix: str, cin: int, filters) -> int:
+        """The conv0, conv1 pair of each block of an encoder or decoder; returns its output channels."""
+        for i, f in enumerate(filters):
+            conv(f"{prefix}.{i}.conv0", cin, f)
+            conv(f"{prefix}.{i}.conv1", f, f)
             cin = f
-        conv(f"{head}_head", cin, cfg.channels)
+        return cin
+
+    bottleneck = blocks("encoder", cfg.channels, cfg.encoder_filters)
+    for head in ("amp", "phase"):
+        conv(f"{head}_head", blocks(f"{head}_decoder", bottleneck, cfg.decoder_filters), cfg.channels)
     return specs
 
 
@@ -82,3 +80,11 @@ def check_weights(cfg: ModelConfig, weights: dict[str, np.ndarray]) -> str | Non
         if not np.all(np.isfinite(weights[n])):
             return f"tensor {n} holds NaN or Inf"
     return None
+
+
+def require_fit(cfg: ModelConfig | None, weights: dict[str, np.ndarray]) -> None:
+    """ValueError unless ``weights`` fit ``cfg``'s model (no check without a cfg): what every backend's
+    ``load_canonical`` asks before copying canonical weights in."""
+    problem = None if cfg is None else check_weights(cfg, weights)
+    if problem:
+        raise ValueError(f"weights do not fit the model: {problem}")

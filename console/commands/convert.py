@@ -9,11 +9,14 @@ on stdout. CXI and Ptychodus store positions in metres, so a scan without geomet
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
-                                     probe_from_option, product_option, scan_options)
+from console.commands.common import SCAN, grouped, load_scan
+
+if TYPE_CHECKING:
+    from engine.formats.geometry import ScanOptions
 
 #: Dataset arrays that only NPZ holds (CXI and Ptychodus files have no place for them).
 NPZ_ONLY = ("Y", "scan_index", "xcoords_start", "ycoords_start")
@@ -22,10 +25,6 @@ NAMES = {"npz": "NPZ", "cxi": "CXI", "ptychodus": "Ptychodus HDF5"}
 
 def run_convert(src: str, out: str, options=None) -> list[str]:
     """Read ``src``, write ``out``; returns the lines to print. InputError (nothing written) on bad input."""
-    import sys
-    import warnings
-
-    from engine.dataset import load_dataset
     from engine.errors import InputError
     from engine.formats import output_kind, save_scan
 
@@ -35,11 +34,7 @@ def run_convert(src: str, out: str, options=None) -> list[str]:
         raise InputError(out, None, f"expected a path in an existing directory ({target.parent} does not exist)")
     if target.exists() and Path(src).exists() and target.resolve() == Path(src).resolve():
         raise InputError(out, None, "expected an output other than the input")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ds = load_dataset(src, options=options)
-    for w in caught:
-        print(f"pinnacle: warning: {w.message}".replace("\n", " "), file=sys.stderr)
+    ds = load_scan(src, options)
     written = save_scan(out, ds)
     g = ds.geometry
     lines = [f"wrote {', '.join(map(str, written))} ({NAMES[kind]}: {ds.M} patterns {ds.N}x{ds.N}, object pixel "
@@ -54,18 +49,13 @@ def run_convert(src: str, out: str, options=None) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     @app.command("convert")
+    @grouped
     def convert(
         src: str = typer.Argument(..., metavar="IN", help="Scan to read: NPZ, CXI or Ptychodus diffraction.h5 (or its folder)."),
         out: str = typer.Argument(..., metavar="OUT",
                                   help="Output: .npz, .cxi, or a folder / diffraction.h5 (Ptychodus diffraction.h5 + product.h5)."),
-        energy_ev: float = energy_option(),
-        distance_m: float = distance_option(),
-        detector_pixel_m: float = detector_pixel_option(),
-        crop: int = crop_option(),
-        probe_from: str = probe_from_option(),
-        product: str = product_option(),
+        scan: ScanOptions = SCAN,
     ) -> None:
         """Convert a scan between NPZ, CXI and Ptychodus HDF5 (lossless for what both formats hold)."""
-        options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
-        for line in run_convert(src, out, options):
+        for line in run_convert(src, out, scan):
             typer.echo(line)

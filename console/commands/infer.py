@@ -7,17 +7,20 @@ true object (docs/pipeline.md). ``--devices N [--num-nodes M]`` spreads the pred
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from console.commands.common import (check_worker, crop_option, detector_pixel_option, distance_option,
-                                     energy_option, events_fd_option, events_option, native_log, parse_devices,
-                                     probe_from_option, product_option, progress_option, runs_option, scan_options,
-                                     worker_option)
+from console.commands.common import JOB_IN_WORKER, SCAN, JobStream, grouped, native_log, parse_devices
 from engine.backends import DEFAULT_BACKEND  # the registry: stdlib only, no framework
+
+if TYPE_CHECKING:
+    from engine.formats.geometry import ScanOptions
 
 
 def register(app: typer.Typer) -> None:
     @app.command("infer")
+    @grouped
     def infer(
         ctx: typer.Context,
         bundle: str = typer.Argument(..., metavar="BUNDLE", help="Model bundle directory or .zip."),
@@ -29,17 +32,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(None, "--batch-size", help="Patterns per batch (default: the bundle's, 64)."),
         truth: str = typer.Option(None, "--truth", metavar="TRUTH.npz",
                                   help="Score against this file's objectGuess when DATA has none."),
-        runs: str = runs_option(),
-        events: str = events_option(),
-        events_fd: int = events_fd_option(),
-        progress: bool = progress_option(),
-        worker: str = worker_option(),
-        energy_ev: float = energy_option(),
-        distance_m: float = distance_option(),
-        detector_pixel_m: float = detector_pixel_option(),
-        crop: int = crop_option(),
-        probe_from: str = probe_from_option(),
-        product: str = product_option(),
+        job: JobStream = JOB_IN_WORKER,
+        scan: ScanOptions = SCAN,
         accelerator: str = typer.Option(None, "--accelerator",
                                         help="cpu, gpu or auto. Default: the framework's own placement for one "
                                              "process, cpu for several."),
@@ -55,9 +49,7 @@ def register(app: typer.Typer) -> None:
         """Reconstruct a scan with a model bundle: stitched object, previews, Ptychodus product (product.h5, .cxi)."""
         from engine.inference import infer_job
 
-        check_worker(worker)
-        options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
-        code = infer_job(bundle, data, backend, runs, events, events_fd, batch_size, truth,
-                         human=None if progress else False, native_log=native_log(ctx), options=options,
-                         accelerator=accelerator, devices=parse_devices(devices), num_nodes=num_nodes)
+        code = infer_job(bundle, data, backend, job.runs, job.events, job.events_fd, batch_size, truth,
+                         human=job.human, native_log=native_log(ctx), options=scan, accelerator=accelerator,
+                         devices=parse_devices(devices), num_nodes=num_nodes)
         raise typer.Exit(code)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from console.commands.common import events_fd_option, events_option, native_log, progress_option, runs_option
+from console.commands.common import JOB, JobStream, grouped, native_log
 
 #: Default epochs: the CLI's training length, where round-off no longer decides the result (docs/parity.md "Level 3");
 #: the whole fixture parity (probes, two trainings, four inferences) in about 3 minutes on 2 cores.
@@ -59,9 +59,11 @@ def verdict_table(report: dict):
     from rich.markup import escape
     from rich.table import Table
 
+    from engine.backends import BACKENDS, LABELS
     from engine.parity.report import level_key
 
-    table = Table(title="Pinnacle parity: TensorFlow vs PyTorch", title_justify="left")
+    first, second = (LABELS[b] for b in BACKENDS[:2])  # the pair a parity run compares, in its order
+    table = Table(title=f"Pinnacle parity: {first} vs {second}", title_justify="left")
     for col, kw in (("level", {}), ("check", {}), ("value", {"justify": "right"}),
                     ("tolerance", {"justify": "right"}), ("result", {})):
         table.add_column(col, **kw)
@@ -100,6 +102,7 @@ def print_verdict(report: dict, run_dir, as_json: bool, to_stderr: bool) -> None
 
 def register(app: typer.Typer) -> None:
     @app.command("parity")
+    @grouped
     def parity(
         ctx: typer.Context,
         data: str = typer.Argument(..., metavar="DATA.npz", help="Training scan (needs probeGuess)."),
@@ -113,23 +116,20 @@ def register(app: typer.Typer) -> None:
         levels: str = typer.Option("0,1,2,3", "--levels",
                                    help="Levels to run, e.g. 0,1,2 for a quick check (3 includes cross-loading)."),
         as_json: bool = typer.Option(False, "--json", help="Print parity.json to stdout instead of the table."),
-        runs: str = runs_option(),
-        events: str = events_option(),
-        events_fd: int = events_fd_option(),
-        progress: bool = progress_option(),
+        job: JobStream = JOB,
     ) -> None:
         """Run the parity levels 0–3 and cross-loading on both backends; exit 3 when anything is out of tolerance."""
         from engine.errors import InputError
         from engine.parity.job import parity_job
 
         lv = parse_levels(levels)
-        if as_json and events == "-":
+        if as_json and job.events == "-":
             raise InputError("--json", None, "expected the event stream elsewhere than stdout (--events PATH)")
 
         def show(report: dict, run_dir) -> None:
-            print_verdict(report, run_dir, as_json, to_stderr=events == "-")
+            print_verdict(report, run_dir, as_json, to_stderr=job.events == "-")
 
         code = parity_job(data, test, epochs=epochs, gridsize=gridsize, seed=seed, filters_scale=filters_scale,
-                          levels=lv, runs_root=runs, events=events, events_fd=events_fd,
-                          human=None if progress else False, native_log=native_log(ctx), show=show)
+                          levels=lv, runs_root=job.runs, events=job.events, events_fd=job.events_fd,
+                          human=job.human, native_log=native_log(ctx), show=show)
         raise typer.Exit(code)

@@ -7,16 +7,20 @@ Module level imports only typer/stdlib and the backend registry; the engine and 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from console.commands.common import (check_worker, crop_option, detector_pixel_option, distance_option,
-                                     energy_option, events_fd_option, events_option, native_log, probe_from_option,
-                                     product_option, progress_option, runs_option, scan_options, worker_option)
+from console.commands.common import JOB_IN_WORKER, SCAN, JobStream, grouped, native_log
 from engine.backends import DEFAULT_BACKEND  # the registry: stdlib only, no framework
+
+if TYPE_CHECKING:
+    from engine.formats.geometry import ScanOptions
 
 
 def register(app: typer.Typer) -> None:
     @app.command("reconstruct")
+    @grouped
     def reconstruct(
         ctx: typer.Context,
         data: str = typer.Argument(..., metavar="DATA", help="Scan to reconstruct (iterative needs its probeGuess)."),
@@ -32,24 +36,13 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option(DEFAULT_BACKEND, "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch)."),
         batch_size: int = typer.Option(None, "--batch-size", help="Network inference batch (default: the bundle's)."),
-        energy_ev: float = energy_option(),
-        distance_m: float = distance_option(),
-        detector_pixel_m: float = detector_pixel_option(),
-        crop: int = crop_option(),
-        probe_from: str = probe_from_option(),
-        product: str = product_option(),
-        runs: str = runs_option(),
-        events: str = events_option(),
-        events_fd: int = events_fd_option(),
-        progress: bool = progress_option(),
-        worker: str = worker_option(),
+        scan: ScanOptions = SCAN,
+        job: JobStream = JOB_IN_WORKER,
     ) -> None:
         """Reconstruct a scan with the network, by iterative refinement, or both (hybrid)."""
         from engine.reconstruction import check_request, reconstruct_job
 
-        check_worker(worker)
-        options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
-        request, ds, b = check_request(data, method, bundle, backend, epochs, refine_probe, batch_size, options)
-        code = reconstruct_job(request, ds, b, runs, events, events_fd, human=None if progress else False,
+        request, ds, b = check_request(data, method, bundle, backend, epochs, refine_probe, batch_size, scan)
+        code = reconstruct_job(request, ds, b, job.runs, job.events, job.events_fd, human=job.human,
                                native_log=native_log(ctx))
         raise typer.Exit(code)

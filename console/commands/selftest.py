@@ -10,7 +10,7 @@ import json
 
 import typer
 
-from console.commands.common import events_fd_option, events_option, progress_option, runs_option
+from console.commands.common import JOB, JobStream, grouped
 from engine.events import EVALUATING, LOADING, SAVING, TRAINING
 
 
@@ -78,16 +78,15 @@ def _save_partial(job, done: dict):
 
 def register(app: typer.Typer) -> None:
     @app.command("selftest")
+    @grouped
     def selftest(
         steps: int = typer.Option(5, "--steps", help="Fake epochs to run."),
         delay: float = typer.Option(0.05, "--delay", help="Seconds per step."),
         fail_at: int = typer.Option(None, "--fail-at", help="Raise an error at this step (tests failure handling)."),
         progress_per_step: int = typer.Option(10, "--progress-per-step", help="Progress events per step."),
-        runs: str = runs_option(),
-        events: str = events_option(),
-        events_fd: int = events_fd_option(),
-        progress: bool = progress_option(),
+        job: JobStream = JOB,
     ) -> None:
         """Run a tiny fake training job: exercises events, the run store and cancellation without a backend."""
-        code = run_selftest(steps, delay, fail_at, progress_per_step, runs, events, events_fd, progress)
+        code = run_selftest(steps, delay, fail_at, progress_per_step, job.runs, job.events, job.events_fd,
+                            job.progress)
         raise typer.Exit(code)

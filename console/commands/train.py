@@ -11,12 +11,16 @@ gave 0.48, an untrained network 0.38; learning rates above 1e-3 stall this netwo
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
-                                     events_fd_option, events_option, native_log, parse_devices, probe_from_option,
-                                     product_option, progress_option, runs_option, scan_options)
+from console.commands.common import (SCAN, STREAM, JobStream, grouped, native_log, parse_devices,
+                                     progress_option)
 from engine.backends import DEFAULT_BACKEND  # the registry: stdlib only, no framework
+
+if TYPE_CHECKING:
+    from engine.formats.geometry import ScanOptions
 
 #: CLI defaults (see the module docstring: about one minute on the fixture with 2 cores).
 DEFAULT_EPOCHS = 20
@@ -51,6 +55,7 @@ def build_config(ds, backend: str, epochs: int, gridsize: int, n_groups: int | N
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
+    @grouped
     def train(
         ctx: typer.Context,
         data: str = typer.Argument(..., metavar="DATA", help="Training scan (NPZ, CXI, Ptychodus diffraction.h5) "
@@ -76,9 +81,7 @@ def register(app: typer.Typer) -> None:
         loss: str = typer.Option("poisson", "--loss", help="poisson (counts NLL) or mae (amplitude)."),
         seed: int = typer.Option(0, "--seed", help="Seed for weights, groups, split and batch order."),
         val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of groups held out for val loss."),
-        runs: str = runs_option(),
-        events: str = events_option(),
-        events_fd: int = events_fd_option(),
+        job: JobStream = STREAM,
         resume: str = typer.Option(None, "--resume", metavar="RUN_OR_CKPT",
                                    help="Continue a run (directory, run id, or checkpoint) of the same backend; "
                                         "--epochs counts the total."),
@@ -96,20 +99,14 @@ def register(app: typer.Typer) -> None:
                                        help="With --test: reconstruct and score the held-out scan every K epochs "
                                             "(metric events, previews/, the curve in metrics.json); 0 = epochs/5."),
         progress: bool = progress_option(),
-        energy_ev: float = energy_option(),
-        distance_m: float = distance_option(),
-        detector_pixel_m: float = detector_pixel_option(),
-        crop: int = crop_option(),
-        probe_from: str = probe_from_option(),
-        product: str = product_option(),
+        scan: ScanOptions = SCAN,
     ) -> None:
         """Train the physics-informed network and write a model bundle (run dir: bundle/, checkpoints/)."""
         from engine.backends import canonical_name
         from engine.pipeline import load_data, train_job
 
         name = canonical_name(backend)
-        options = scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product)
-        ds = load_data(data, require_probe=True, options=options)
+        ds = load_data(data, require_probe=True, options=scan)
         cfg = build_config(ds, name, epochs, gridsize, n_groups or None, batch_size, filters_scale,
                            learning_rate, loss, seed, val_fraction)
         dev = parse_devices(devices)
@@ -117,7 +114,8 @@ def register(app: typer.Typer) -> None:
             from engine.errors import InputError
 
             raise InputError("--eval-every", str(eval_every), "a number of epochs >= 1 (or 0 for epochs/5)")
-        code = train_job(data, cfg, runs, events, events_fd, resume, accelerator=accelerator, devices=dev,
-                         num_nodes=num_nodes, test_path=test, dataset=ds, human=None if progress else False,
-                         native_log=native_log(ctx), options=options, eval_every=eval_every or None)
+        code = train_job(data, cfg, job.runs, job.events, job.events_fd, resume, accelerator=accelerator,
+                         devices=dev, num_nodes=num_nodes, test_path=test, dataset=ds,
+                         human=None if progress else False, native_log=native_log(ctx), options=scan,
+                         eval_every=eval_every or None)
         raise typer.Exit(code)

@@ -5,10 +5,14 @@ Warnings (e.g. the legacy (N, N, M) orientation) go to stderr as one `pinnacle: 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from console.commands.common import (crop_option, detector_pixel_option, distance_option, energy_option,
-                                     probe_from_option, product_option, scan_options)
+from console.commands.common import SCAN, grouped, load_scan
+
+if TYPE_CHECKING:
+    from engine.formats.geometry import ScanOptions
 
 
 def _geometry_rows(summary: dict) -> list[tuple[str, str]]:
@@ -52,17 +56,10 @@ def _rows(summary: dict) -> list[tuple[str, str]]:
 def validate_file(path: str, as_json: bool, options=None) -> None:
     """Load (raising InputError on bad input), then print the summary as a rich table or one JSON object."""
     import json
-    import sys
-    import warnings
 
-    from engine.dataset import load_dataset, summarize
+    from engine.dataset import summarize
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ds = load_dataset(path, options=options)
-    for w in caught:
-        print(f"pinnacle: warning: {w.message}".replace("\n", " "), file=sys.stderr)
-    summary = summarize(ds)
+    summary = summarize(load_scan(path, options))
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -79,16 +76,12 @@ def validate_file(path: str, as_json: bool, options=None) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("validate")
+    @grouped
     def validate(
         data: str = typer.Argument(..., metavar="DATA",
                                    help="Scan to check: NPZ, CXI, or Ptychodus diffraction.h5 (or its folder)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
-        energy_ev: float = energy_option(),
-        distance_m: float = distance_option(),
-        detector_pixel_m: float = detector_pixel_option(),
-        crop: int = crop_option(),
-        probe_from: str = probe_from_option(),
-        product: str = product_option(),
+        scan: ScanOptions = SCAN,
     ) -> None:
         """Check a dataset against the data contract; exit 0 if valid, 2 with one line on stderr if not."""
-        validate_file(data, as_json, scan_options(energy_ev, distance_m, detector_pixel_m, crop, probe_from, product))
+        validate_file(data, as_json, scan)

@@ -15,6 +15,7 @@ from console import imaging
 from console.imaging import Scale
 from console.messages import DatasetChosen
 from console.readers import DatasetInfo, inspect_dataset, list_datasets
+from console.screens.common import title_panels
 from console.widgets.image import ImageView
 from console.widgets.path_suggester import PathSuggester
 
@@ -49,8 +50,7 @@ class DatasetsScreen(Screen):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.query_one("#ds-list").border_title = "datasets"
-        self.query_one("#ds-summary").border_title = "summary"
+        title_panels(self, {"#ds-list": "datasets", "#ds-summary": "summary"})
         folder = str(Path(self.app.data).parent) if self.app.data else None
         self.refresh_list(folder)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from console.messages import OpenRun
 from console.readers import RunRecord, failure_context, list_runs
+from console.screens.common import StateScreen
 from console.screens.run import status_text
 from console.state import fmt_duration
 from engine.events import CANCELLED, FAILED, INTERRUPTED
@@ -41,7 +41,7 @@ def outcome(r: RunRecord, width: int = 40) -> Text:
     return Text("–", style="dim")
 
 
-class HistoryScreen(Screen):
+class HistoryScreen(StateScreen):
     BINDINGS = [Binding("enter", "open", "Open"), Binding("g", "reload", "Reload")]
     DEFAULT_CSS = """
     HistoryScreen #hist-note { height: 1; padding: 0 1; color: $text-muted; }
@@ -62,22 +62,24 @@ class HistoryScreen(Screen):
         yield Static("", id="hist-detail")
         yield Footer(compact=True, show_command_palette=False)
 
-    def on_mount(self) -> None:
-        self.query_one(DataTable).border_title = "runs"
-        self.query_one("#hist-detail").border_title = "run"
-        self.action_reload()
+    TITLES = {"DataTable": "runs", "#hist-detail": "run"}
 
-    def on_screen_resume(self) -> None:
-        self.action_reload()
+    def shows(self, key: str) -> bool:
+        """The listing is read from the run store when shown or asked (g), not redrawn as a live run goes."""
+        return False
 
     def on_resize(self) -> None:
         if self._wanted_columns() != self._columns:
-            self.action_reload()
+            self.redraw()
 
     def _wanted_columns(self) -> tuple[str, ...]:
         return NARROW_COLUMNS if self.app.narrow else WIDE_COLUMNS
 
     def action_reload(self) -> None:
+        """g: read the run store again."""
+        self.redraw()
+
+    def redraw(self) -> None:
         self.records = list_runs(self.app.runs_root)
         table = self.query_one(DataTable)
         cursor = table.cursor_row

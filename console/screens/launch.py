@@ -6,7 +6,6 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.validation import Function
 from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, RadioButton, RadioSet, Static,
                              TabbedContent, TabPane)
@@ -15,6 +14,7 @@ from console.launching import (BACKENDS, METHOD_HINTS, METHODS, REFINE_EPOCHS, T
                                reconstruct_request, train_request)
 from console.messages import StartJob
 from console.readers import BundleInfo, list_bundles
+from console.screens.common import StateScreen
 from console.widgets.path_suggester import PathSuggester
 from engine.backends import DEFAULT_BACKEND
 
@@ -31,7 +31,7 @@ def _scan_input(fid: str, placeholder: str, optional: bool = False) -> Input:
                  valid_empty=optional)
 
 
-class LaunchScreen(Screen):
+class LaunchScreen(StateScreen):
     AUTO_FOCUS = "#launch-backend"
     BINDINGS = [
         Binding("escape", "leave_field", "Leave field"),
@@ -111,18 +111,20 @@ class LaunchScreen(Screen):
         yield Static("", id="launch-status")
         yield Footer(compact=True, show_command_palette=False)
 
-    def on_mount(self) -> None:
-        table = self.query_one("#bundles", DataTable)
-        table.border_title = "bundle (↑↓ to pick)"
-        table.add_columns("run", "backend", "trained on", "epochs", "held-out")
+    TITLES = {"#bundles": "bundle (↑↓ to pick)"}
+
+    def set_up(self) -> None:
+        self.query_one("#bundles", DataTable).add_columns("run", "backend", "trained on", "epochs", "held-out")
+
+    def redraw(self) -> None:
+        """The dataset chosen elsewhere, the store's bundles and the command line, each time the form is shown."""
         self.sync_dataset()
         self.reload_bundles()
         self.update_command()
 
-    def on_screen_resume(self) -> None:
-        self.sync_dataset()
-        self.reload_bundles()
-        self.update_command()
+    def shows(self, key: str) -> bool:
+        """The form is refreshed when shown, not while the operator types into it."""
+        return False
 
     def action_leave_field(self) -> None:
         """Screen keys (d, r, h, ...) type into a focused field; escape gives them back (focus on the tab's first

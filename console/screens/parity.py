@@ -8,12 +8,19 @@ import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from console import imaging
 from console.parity_report import load_parity, parity_dir_to_show
+from console.screens.common import StateScreen
 from console.widgets.image import ImageView
+from engine.backends import BACKENDS, LABELS, SHORT_LABELS  # the registry; imports no framework
+
+#: The two backends a parity report compares, in its order (console/parity_report.py), as people read them.
+PAIR = tuple(LABELS[b] for b in BACKENDS[:2])
+#: The phase-difference panel's title: the second backend's phase subtracted from the first's.
+DIFF_TITLE = f"Δφ {SHORT_LABELS[BACKENDS[0]]} − {SHORT_LABELS[BACKENDS[1]]}"
+PHASE_PANELS = ("#par-phase-0", "#par-phase-1")
 
 
 def _f(x: float | None, spec: str = ".4g") -> str:
@@ -24,7 +31,7 @@ def _mark(ok: bool | None) -> Text:
     return Text("PASS", style="bold green") if ok else (Text("FAIL", style="bold red") if ok is False else Text("?", style="dim"))
 
 
-class ParityScreen(Screen):
+class ParityScreen(StateScreen):
     DEFAULT_CSS = """
     ParityScreen #par-head { height: auto; padding: 0 1; }
     ParityScreen #par-tables { height: auto; max-height: 60%; }
@@ -43,27 +50,19 @@ class ParityScreen(Screen):
                 yield DataTable(id="par-metrics", show_cursor=False)
                 yield DataTable(id="par-runtimes", show_cursor=False)
         with Horizontal(id="par-images"):
-            yield ImageView("TensorFlow φ", id="par-tf")
-            yield ImageView("PyTorch φ", id="par-torch")
-            yield ImageView("Δφ TF − PyTorch", id="par-diff")
+            for i, label in enumerate(PAIR):
+                yield ImageView(f"{label} φ", id=f"par-phase-{i}")
+            yield ImageView(DIFF_TITLE, id="par-diff")
         yield Footer(compact=True, show_command_palette=False)
 
-    def on_mount(self) -> None:
-        for wid, title, cols in (("par-checks", "checks", ("level", "check", "value", "tolerance", "")),
-                                 ("par-metrics", "metrics", ("metric", "TensorFlow", "PyTorch", "Δ")),
-                                 ("par-runtimes", "runtimes (s)", ("stage", "TensorFlow", "PyTorch", "ratio"))):
-            table = self.query_one(f"#{wid}", DataTable)
-            table.border_title = title
-            table.add_columns(*cols)
-        self.render_report()
+    TITLES = {"#par-checks": "checks", "#par-metrics": "metrics", "#par-runtimes": "runtimes (s)"}
 
-    def on_screen_resume(self) -> None:
-        self.render_report()
+    def set_up(self) -> None:
+        for wid, cols in (("#par-checks", ("level", "check", "value", "tolerance", "")),
+                          ("#par-metrics", ("metric", *PAIR, "Δ")), ("#par-runtimes", ("stage", *PAIR, "ratio"))):
+            self.query_one(wid, DataTable).add_columns(*cols)
 
-    def on_runs_changed(self, message) -> None:
-        self.render_report()
-
-    def render_report(self) -> None:
+    def redraw(self) -> None:
         run_dir = parity_dir_to_show(self.app.results_dir, self.app.runs_root)
         head = self.query_one("#par-head", Static)
         tables = {w: self.query_one(f"#{w}", DataTable) for w in ("par-checks", "par-metrics", "par-runtimes")}
@@ -71,7 +70,7 @@ class ParityScreen(Screen):
             t.clear()
         if run_dir is None:
             head.update("No parity run yet: launch one with backend “Both (parity run)” (l).")
-            for wid in ("#par-tf", "#par-torch", "#par-diff"):
+            for wid in (*PHASE_PANELS, "#par-diff"):
                 self.query_one(wid, ImageView).set_array(None, placeholder="")
             return
         rep = load_parity(run_dir)
@@ -96,12 +95,12 @@ class ParityScreen(Screen):
         """Both phases (offset removed, own range) and their difference after matching the global offset."""
         objects = [None if a is None or p is None else a * np.exp(1j * p) for a, p in zip(rep.amplitudes, rep.phases)]
         why = "no reconstructions in this report (level 3 not run, or its files are gone)"
-        for wid, obj in (("#par-tf", objects[0]), ("#par-torch", objects[1])):
+        for wid, obj in zip(PHASE_PANELS, objects):
             phase = None if obj is None else imaging.remove_phase_offset(obj)
             self.query_one(wid, ImageView).set_array(phase, None if phase is None else imaging.phase_scale(phase),
                                                      placeholder=why)
         diff = None if any(o is None for o in objects) else imaging.phase_difference(objects[0], objects[1])
-        title = "Δφ TF − PyTorch" + (f", max {float(np.nanmax(np.abs(diff))):.2g}" if diff is not None else "")
+        title = DIFF_TITLE + (f", max {float(np.nanmax(np.abs(diff))):.2g}" if diff is not None else "")
         self.query_one("#par-diff", ImageView).set_array(
             diff, None if diff is None else imaging.difference_scale(diff), title=title,
             placeholder="no difference: needs both reconstructions on the same grid")

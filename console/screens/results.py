@@ -9,11 +9,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from console import imaging
 from console.readers import RunResults, failure_context, load_results, metric_rows, why_no_reconstruction
+from console.screens.common import StateScreen
 from console.screens.run import status_text
 from console.widgets.image import ImageView
 from engine.events import FAILED, INTERRUPTED
@@ -21,7 +21,7 @@ from engine.events import FAILED, INTERRUPTED
 PANELS = ("obj0", "obj1", "truth", "diff")
 
 
-class ResultsScreen(Screen):
+class ResultsScreen(StateScreen):
     BINDINGS = [Binding("a", "toggle_part", "Amplitude/phase")]
     DEFAULT_CSS = """
     ResultsScreen #res-head { height: auto; padding: 0 1; }
@@ -53,20 +53,13 @@ class ResultsScreen(Screen):
             yield Static("", id="res-artifacts")
         yield Footer(compact=True, show_command_palette=False)
 
-    def on_mount(self) -> None:
-        self.query_one("#res-metrics").border_title = "metrics"
-        self.query_one("#res-artifacts").border_title = "files"
-        self.render_results()
+    TITLES = {"#res-metrics": "metrics", "#res-artifacts": "files"}
 
-    def on_screen_resume(self) -> None:
-        self.render_results()
-
-    def on_runs_changed(self, message) -> None:
+    def shows(self, key: str) -> bool:
         """Another run shown, or the shown run changed (a live run's files appear as it goes)."""
-        view = self.app.views.get(message.key)
+        view = self.app.views.get(key)
         shown = self.app.results_dir
-        if view is None or not shown or (view.run_dir and Path(view.run_dir).name == Path(shown).name):
-            self.render_results()
+        return view is None or not shown or bool(view.run_dir and Path(view.run_dir).name == Path(shown).name)
 
     def on_resize(self) -> None:
         self._show_rows()
@@ -81,7 +74,7 @@ class ResultsScreen(Screen):
         for name in ("amplitude", "phase"):
             self.query_one(f"#res-row-{name}").set_class(part not in ("both", name), "hidden")
 
-    def render_results(self) -> None:
+    def redraw(self) -> None:
         run_dir = self.app.results_dir
         head = self.query_one("#res-head", Static)
         table = self.query_one("#res-metrics", DataTable)

@@ -9,13 +9,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from console import imaging
 from console.messages import CancelRun, SelectRun
 from console.readers import Preview, load_preview
+from console.screens.common import StateScreen
 from console.state import OUTSIDE, STAGE_ORDER, STORED, RunView, fmt_duration
 from console.widgets.image import ImageView
 from console.widgets.log_tail import LogTail
@@ -78,7 +78,7 @@ def failure_text(view: RunView) -> Text | None:
     return text
 
 
-class RunScreen(Screen):
+class RunScreen(StateScreen):
     BINDINGS = [Binding("c", "cancel", "Cancel"), Binding("n", "next_run", "Next")]
     DEFAULT_CSS = """
     RunScreen #run-list { width: 28; border: round $primary; }
@@ -139,16 +139,7 @@ class RunScreen(Screen):
                 yield LogTail(id="run-log")
         yield Footer(compact=True, show_command_palette=False)
 
-    def on_mount(self) -> None:
-        self.query_one("#run-list").border_title = "runs (enter: follow)"
-        self.query_one("#run-failure").border_title = "why it failed"
-        self.render_runs()
-
-    def on_screen_resume(self) -> None:
-        self.render_runs()
-
-    def on_runs_changed(self, message) -> None:
-        self.render_runs()
+    TITLES = {"#run-list": "runs (enter: follow)", "#run-failure": "why it failed"}
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """Cancel is offered only while the followed run is alive (a child, or a run started elsewhere)."""
@@ -172,7 +163,7 @@ class RunScreen(Screen):
         if event.option.id:
             self.post_message(SelectRun(event.option.id))
 
-    def render_runs(self) -> None:
+    def redraw(self) -> None:
         app = self.app
         runs = self.query_one("#run-list", OptionList)
         keys = app.run_keys()

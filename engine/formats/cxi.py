@@ -243,11 +243,4 @@ def _write_product(f, p: ProductData) -> None:
     own = f.require_group(PINNACLE)
     if p.geometry.energy_ev:
         own.create_dataset("photon_energy_eV", data=float(p.geometry.energy_ev))
-    own.create_dataset("positions_px", data=np.asarray(p.positions_px, np.float64))
-    own.create_dataset("origin_m", data=np.asarray(p.origin_m, np.float64))
-    own.create_dataset("object_role", data=p.object_role)
-    own.attrs["pixel_size_m"] = dx
-    own.attrs["pixel_size_source"] = p.pixel_source
-    own.attrs["object_origin_px"] = np.asarray(p.object_origin_px, np.int64)
-    for key, value in p.provenance.items():
-        own.attrs[key] = "" if value is None else value
+    h5.write_own_group(own, p, dx, object_origin_px=np.asarray(p.object_origin_px, np.int64))

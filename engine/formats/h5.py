@@ -113,3 +113,16 @@ def read_text(f, path: str) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return value if isinstance(value, str) else ""
+
+
+def write_own_group(own, p, dx: float, **attrs) -> None:
+    """What Pinnacle keeps of its product ``p`` in its own group of a CXI or Ptychodus file (positions in object
+    pixels, origin, object role, pixel size and its source, the format's ``attrs``, then provenance), so that
+    reading either file back gives the product exactly."""
+    own.create_dataset("positions_px", data=np.asarray(p.positions_px, np.float64))
+    own.create_dataset("origin_m", data=np.asarray(p.origin_m, np.float64))
+    own.create_dataset("object_role", data=p.object_role)
+    own.attrs["pixel_size_m"] = dx
+    own.attrs["pixel_size_source"] = p.pixel_source
+    for key, value in {**attrs, **p.provenance}.items():
+        own.attrs[key] = "" if value is None else value

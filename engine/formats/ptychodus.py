@@ -155,17 +155,9 @@ def _product_into(f, p: ProductData) -> None:
     epochs, values = p.loss_arrays()
     f.create_dataset("loss_epochs", data=epochs)
     f.create_dataset("loss_values", data=values)
-    own = f.create_group("pinnacle")
-    own.create_dataset("positions_px", data=np.asarray(p.positions_px, np.float64))
-    own.create_dataset("origin_m", data=np.asarray(p.origin_m, np.float64))
-    own.create_dataset("object_role", data=p.object_role)
-    own.attrs["pixel_size_m"] = dx
-    own.attrs["pixel_size_source"] = p.pixel_source
-    own.attrs["origin_x_px"] = int(p.object_origin_px[0])
-    own.attrs["origin_y_px"] = int(p.object_origin_px[1])
-    own.attrs["positions_unit"] = "m: origin_m + object pixels × pixel size, probe centres"
-    for key, value in p.provenance.items():
-        own.attrs[key] = "" if value is None else value
+    h5.write_own_group(f.create_group("pinnacle"), p, dx, origin_x_px=int(p.object_origin_px[0]),
+                       origin_y_px=int(p.object_origin_px[1]),
+                       positions_unit="m: origin_m + object pixels × pixel size, probe centres")
 
 
 def write_pair(directory: Path, ds, product: ProductData) -> tuple[Path, Path]:

@@ -188,19 +188,25 @@ def _get(z, prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix) and "/" not in k[len(prefix):]}
 
 
-def read_inputs(path: Path) -> dict[str, Case]:
+def _read_cases(path: Path, read) -> dict:
+    """``read(z, name)`` of every case a probe file lists (inputs and outputs are both stored per case name)."""
     with np.load(path, allow_pickle=False) as z:
-        cases = {}
-        for name in json.loads(str(z["cases"])):
-            cfg = from_dict(json.loads(str(z[f"{name}/cfg"])))
-            photon_scale, input_scale = (float(v) for v in z[f"{name}/scales"])
-            valid = z[f"{name}/valid"] if f"{name}/valid" in z.files else None
-            consts = PhysicsConstants(z[f"{name}/probe"], photon_scale, input_scale, cfg.model.N, cfg.model.channels,
-                                      valid=valid)
-            batch = Batch(*(z[f"{name}/batch/{f}"] for f in ("x", "counts", "offsets")))
-            given = tuple(_get(z, f"{name}/given/{i}/") for i in range(int(z[f"{name}/given"])))
-            cases[name] = Case(cfg, _get(z, f"{name}/w/"), consts, batch, given)
-    return cases
+        return {name: read(z, name) for name in json.loads(str(z["cases"]))}
+
+
+def _case(z, name: str) -> Case:
+    cfg = from_dict(json.loads(str(z[f"{name}/cfg"])))
+    photon_scale, input_scale = (float(v) for v in z[f"{name}/scales"])
+    valid = z[f"{name}/valid"] if f"{name}/valid" in z.files else None
+    consts = PhysicsConstants(z[f"{name}/probe"], photon_scale, input_scale, cfg.model.N, cfg.model.channels,
+                              valid=valid)
+    batch = Batch(*(z[f"{name}/batch/{f}"] for f in ("x", "counts", "offsets")))
+    given = tuple(_get(z, f"{name}/given/{i}/") for i in range(int(z[f"{name}/given"])))
+    return Case(cfg, _get(z, f"{name}/w/"), consts, batch, given)
+
+
+def read_inputs(path: Path) -> dict[str, Case]:
+    return _read_cases(path, _case)
 
 
 def probe(backend, case: Case) -> Outputs:
@@ -241,13 +247,13 @@ def read_refine_outputs(path: Path) -> dict[str, np.ndarray]:
         return parity_refine.outputs(z)
 
 
+def _outputs(z, name: str) -> Outputs:
+    return Outputs(z[f"{name}/objects"], json.loads(str(z[f"{name}/losses"])),
+                   **{part: _get(z, f"{name}/{part}/") for part in ("stepped", "grads", "optimized")})
+
+
 def read_outputs(path: Path) -> dict[str, Outputs]:
-    with np.load(path, allow_pickle=False) as z:
-        out = {}
-        for name in json.loads(str(z["cases"])):
-            out[name] = Outputs(z[f"{name}/objects"], json.loads(str(z[f"{name}/losses"])),
-                                **{part: _get(z, f"{name}/{part}/") for part in ("stepped", "grads", "optimized")})
-    return out
+    return _read_cases(path, _outputs)
 
 
 def run_in_child(backend: str, inputs: Path, output: Path, timeout: float | None = None) -> dict[str, Outputs]:

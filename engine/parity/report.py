@@ -47,6 +47,22 @@ def _fmt(v, spec: str = ".4g") -> str:
     return "–" if v is None else str(v)
 
 
+def _numbers(a, b) -> bool:
+    return isinstance(a, (int, float)) and isinstance(b, (int, float))
+
+
+def _side_by_side(values: dict, backends: tuple[str, str], labels: tuple[str, str], columns: tuple[str, str],
+                  spec: str, last) -> list[str]:
+    """A markdown table (the metrics and the runtimes): per key the first backend measured, both backends' values
+    (``spec``), then ``last(a, b)`` — their difference or ratio; ``columns`` name the key and that last column."""
+    first, second = backends
+    rows = [f"| {columns[0]} | {labels[0]} | {labels[1]} | {columns[1]} |", "|---|---|---|---|"]
+    for key in values.get(first, {}):
+        a, b = values[first].get(key), values[second].get(key)
+        rows.append(f"| {key} | {_fmt(a, spec)} | {_fmt(b, spec)} | {last(a, b)} |")
+    return rows + [""]
+
+
 def contention_note(c: dict | None) -> str:
     """One sentence on how far to trust the runtimes (engine/contention.py); empty for reports without it."""
     if not isinstance(c, dict) or c.get("reliable") is None:
@@ -123,26 +139,17 @@ def markdown(report: dict, run_id: str) -> str:
                          f"{'pass' if c['passed'] else '**FAIL**'} | {c['detail']} |")
         lines.append("")
     if report["metrics"]:
-        m = report["metrics"]
         lines += ["## Reconstruction metrics (held-out scan, each bundle in its own backend)", "",
                   "After removing the global phase offset and phase ramp, scaling amplitude by a least-squares "
                   "factor and registering sub-pixel shifts (docs/metrics.md); PSNR with peak 1, SSIM with phase "
-                  "mapped to [0, 1], FRC50 as a resolution in pixels.", "",
-                  f"| metric | {la} | {lb} | Δ ({lb} − {la}) |", "|---|---|---|---|"]
-        for key in m.get(first, {}):
-            a, b = m[first].get(key), m[second].get(key)
-            d = b - a if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
-            lines.append(f"| {key} | {_fmt(a)} | {_fmt(b)} | {_fmt(d, '+.3g')} |")
-        lines.append("")
+                  "mapped to [0, 1], FRC50 as a resolution in pixels.", ""]
+        lines += _side_by_side(report["metrics"], (first, second), (la, lb), ("metric", f"Δ ({lb} − {la})"), ".4g",
+                               lambda a, b: _fmt(b - a if _numbers(a, b) else None, "+.3g"))
     if report["runtimes"]:
-        r = report["runtimes"]
-        lines += ["## Runtimes per stage (same machine, one after the other)", "",
-                  f"| stage | {la} | {lb} | {lb} / {la} |", "|---|---|---|---|"]
-        for key in r.get(first, {}):
-            a, b = r[first].get(key), r[second].get(key)
-            ratio = b / a if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else None
-            lines.append(f"| {key} | {_fmt(a, '.3g')} | {_fmt(b, '.3g')} | {_fmt(ratio, '.2f')} |")
-        lines += ["", "The first epoch includes building (TensorFlow: tracing) the training step; inference "
+        lines += ["## Runtimes per stage (same machine, one after the other)", ""]
+        lines += _side_by_side(report["runtimes"], (first, second), (la, lb), ("stage", f"{lb} / {la}"), ".3g",
+                               lambda a, b: _fmt(b / a if _numbers(a, b) and a else None, ".2f"))
+        lines += ["The first epoch includes building (TensorFlow: tracing) the training step; inference "
                       "throughput includes the model build.", ""]
         note = contention_note(report.get("contention"))
         if note:

@@ -28,7 +28,7 @@ from engine import grouping
 from engine.backend_api import (ADAM_BETAS, ADAM_EPS, Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult,
                                 check_accelerator, predict_in_batches)
 from engine.config import ModelConfig, RunConfig
-from engine.distributed import Topology, device_count
+from engine.distributed import Topology, check_device_count, device_count
 from engine.errors import InputError
 from engine.physics import merge_pad, merge_window
 from engine.tf import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
@@ -184,13 +184,10 @@ def check_devices(accelerator: str, devices, num_nodes: int = 1) -> None:
         raise InputError("--accelerator", accelerator, "a GPU that TensorFlow can use; none is visible here "
                          "(tensorflow-cpu, or no CUDA device): use --accelerator cpu, or install tensorflow[and-cuda] "
                          "(README, GPU install)")
-    count = device_count(devices)
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and bool(gpus))
     available = len(gpus) if gpu else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
         (os.cpu_count() or 1)
-    if count < 1 or count > max(available, 1):
-        raise InputError("--devices", str(devices), f"a device count from 1 to {max(available, 1)} "
-                         f"({'GPUs' if gpu else 'CPU cores'}: {available} available)")
+    check_device_count(devices, available, gpu)
 
 
 def replica_processes(accelerator: str, devices) -> int:

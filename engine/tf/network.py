@@ -14,7 +14,7 @@ import numpy as np
 from keras import layers, ops
 
 from engine.config import ModelConfig
-from engine.weights import check_weights, from_hwio, to_hwio
+from engine.weights import from_hwio, require_fit, to_hwio
 
 
 def _conv(name: str, filters: int, activation: str | None = "relu") -> layers.Conv2D:
@@ -62,10 +62,7 @@ def conv_layers(model: keras.Model) -> dict[str, layers.Conv2D]:
 
 def load_canonical(model: keras.Model, weights: dict[str, np.ndarray], cfg: ModelConfig | None = None) -> None:
     """Copy canonical numpy weights into ``model`` (exact; refuses anything but the canonical tensors)."""
-    if cfg is not None:
-        problem = check_weights(cfg, weights)
-        if problem:
-            raise ValueError(f"weights do not fit the model: {problem}")
+    require_fit(cfg, weights)
     convs = conv_layers(model)
     names = {f"{layer}.{part}" for layer in convs for part in ("weight", "bias")}
     if names != set(weights):

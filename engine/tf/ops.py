@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from engine.refine_loop import level0_ops
 from engine.tf import physics as tp
 
 
@@ -54,24 +55,5 @@ def amplitude_mae(pred_counts: np.ndarray, counts: np.ndarray, valid: np.ndarray
 
 
 # ------------------------------------------------------------------------------------------- refinement
-def refine_patches(obj: np.ndarray, corners: np.ndarray, fractions: np.ndarray, N: int, margin: int) -> np.ndarray:
-    """engine.refine.refine_patches through this backend's refinement engine."""
-    from engine import refine as R
-    from engine.tf.refine import Refiner
-
-    M = len(corners)
-    H, W = np.shape(obj)
-    problem = R.refine_problem(corners, fractions, (H, W), margin, np.zeros((M, int(N), int(N)), np.float32))
-    ref = Refiner(problem, R.RefineConfig(margin=int(margin)))
-    return np.asarray(ref.patches(_c(obj), np.arange(M)))
-
-
-def refine_gradients(obj: np.ndarray, probe: np.ndarray, counts: np.ndarray, corners: np.ndarray,
-                     fractions: np.ndarray, margin: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """engine.refine.refine_gradients through this backend's refinement engine (autodiff)."""
-    from engine import refine as R
-    from engine.tf.refine import Refiner
-
-    problem = R.refine_problem(corners, fractions, np.shape(obj), margin, counts, valid)
-    ref = Refiner(problem, R.RefineConfig(margin=int(margin)))
-    return ref.gradients(_c(obj), _c(probe), np.arange(len(corners)))
+#: engine.refine's level-0 ops through engine/tf/refine.py's Refiner (the problem set up as in engine.refine_loop).
+refine_patches, refine_gradients = level0_ops("engine.tf.refine", _c)

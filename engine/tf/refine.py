@@ -4,18 +4,16 @@ Each step: windows of the object at the batch's corners (``tf.gather_nd``) → b
 crop → far field of P·patch; ∂L_w/∂F* of the Newton-weighted Poisson surrogate is written out and the tape carries
 it back through the linear part (extraction, probe, FFT) to ∂/∂O* and ∂/∂P*. The step is one ``tf.function`` with a
 free batch dimension (one trace); the loop (batches in the shared order, epoch momentum, hooks) is
-engine.refine.refine's, line for line.
+engine.refine_loop.run, shared with the other backend.
 """
 from __future__ import annotations
-
-import math
-import time
 
 import numpy as np
 import tensorflow as tf
 
 from engine import physics
 from engine import refine as R
+from engine import refine_loop
 from engine.backend_api import RefineHooks, RefineResult
 
 
@@ -133,42 +131,19 @@ def refine_step(problem: R.RefineProblem, state: R.RefineState, sel: np.ndarray,
     return R.RefineState(obj.numpy(), probe.numpy()), dev
 
 
+def _momentum(mask: tf.Tensor, eta: float, velocity: tf.Tensor, obj: tf.Tensor, begin: tf.Tensor):
+    """The epoch's momentum on the lit pixels: (velocity, object)."""
+    eta = tf.cast(eta, tf.complex64)
+    velocity = tf.where(mask, eta * velocity + (obj - begin), tf.zeros_like(obj))
+    return velocity, obj + eta * velocity
+
+
+#: The loop's TensorFlow operations; tensors are immutable, so a kept state needs no copy.
+TENSORS = refine_loop.Tensors(tensor=_c64, copy=lambda t: t, zeros_like=tf.zeros_like, momentum=_momentum,
+                              state=lambda obj, probe: R.RefineState(obj.numpy(), probe.numpy()))
+
+
 def refine(problem: R.RefineProblem, start: R.RefineState, cfg: R.RefineConfig, hooks: RefineHooks
            ) -> RefineResult:
     """engine.refine.refine on TensorFlow, with progress and cancel through ``hooks`` (checked after every batch)."""
-    ref = Refiner(problem, cfg)
-    obj, probe = _c64(start.object), _c64(start.probe)
-    velocity = tf.zeros_like(obj)
-    control = R.StepControl(cfg)
-    best = (obj, probe)
-    pixels = problem.pixels
-    history: list[dict] = []
-    hooks.on_start(cfg.epochs, problem.M)
-    for epoch in range(cfg.epochs):
-        t0 = time.perf_counter()
-        begin, total, done = (obj, probe), 0.0, 0  # tensors are immutable: no copy needed
-        for sel in R.epoch_batches(problem.M, cfg, epoch):
-            obj, probe, dev = ref.step(obj, probe, sel, cfg.refine_probe and epoch >= cfg.probe_start, control.step)
-            total += dev
-            done += len(sel)
-            hooks.on_batch_end(epoch, done, dev / (len(sel) * pixels))
-            if hooks.should_stop():
-                return RefineResult(R.RefineState(obj.numpy(), probe.numpy()), history, "cancelled")
-        loss = total / (problem.M * pixels)
-        if cfg.momentum > 0:
-            eta = tf.cast(cfg.momentum, tf.complex64)
-            velocity = tf.where(ref.mask, eta * velocity + (obj - begin[0]), tf.zeros_like(obj))
-            obj = obj + eta * velocity
-        decision = control.judge(loss)
-        if decision == "best":
-            best = begin
-        elif decision == "revert":
-            (obj, probe), velocity = best, tf.zeros_like(velocity)
-        seconds = time.perf_counter() - t0
-        record = {"epoch": epoch, "loss": loss, "seconds": seconds, "patterns_per_s": problem.M / max(seconds, 1e-9),
-                  "step": control.step, "reverted": decision == "revert"}
-        history.append(record)
-        hooks.on_epoch_end(epoch, loss, seconds, record["patterns_per_s"],
-                           lambda: R.RefineState(obj.numpy(), probe.numpy()))
-    status = "ok" if math.isfinite(control.best_loss) else "diverged"
-    return RefineResult(R.RefineState(obj.numpy(), probe.numpy()), history, status)
+    return refine_loop.run(Refiner(problem, cfg), TENSORS, problem, start, cfg, hooks)

@@ -21,7 +21,7 @@ import torch
 from engine.backend_api import (Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult, check_accelerator,
                                 predict_in_batches)
 from engine.config import ModelConfig, RunConfig, TrainingConfig
-from engine.distributed import Topology, device_count
+from engine.distributed import Topology, check_device_count, device_count
 from engine.errors import InputError
 from engine.torch import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
 from engine.torch.refine import refine, refine_step  # noqa: F401  (part of the backend API)
@@ -90,12 +90,8 @@ def check_devices(accelerator: str, devices, num_nodes: int = 1) -> None:
         raise InputError("--accelerator", accelerator, "a GPU that PyTorch can use; none is visible here (this is "
                          "the CPU build, or no CUDA device): use --accelerator cpu, or install the CUDA build (README, "
                          "GPU install)")
-    count = device_count(devices)
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    available = torch.cuda.device_count() if gpu else cpu_threads()
-    if count < 1 or count > max(available, 1):
-        raise InputError("--devices", str(devices), f"a device count from 1 to {max(available, 1)} "
-                         f"({'GPUs' if gpu else 'CPU cores'}: {available} available)")
+    check_device_count(devices, torch.cuda.device_count() if gpu else cpu_threads(), gpu)
 
 
 def replica_processes(accelerator: str, devices) -> int:

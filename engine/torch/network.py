@@ -14,37 +14,44 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.config import ModelConfig
-from engine.weights import check_weights
+from engine.weights import require_fit
 
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1, bias=True)
 
 
-class EncoderBlock(nn.Module):
-    """relu(conv0) → relu(conv1) → maxpool 2×2."""
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    """An encoder block's end: maxpool 2×2."""
+    return F.max_pool2d(x, 2)
 
-    def __init__(self, cin: int, cout: int):
+
+def _upsample(x: torch.Tensor) -> torch.Tensor:
+    """A decoder block's end: nearest upsample ×2."""
+    return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+class Block(nn.Module):
+    """relu(conv0) → relu(conv1) → ``resample`` (_pool in the encoder, _upsample in the decoders); conv0 and conv1
+    are the canonical parameter names (engine/weights.py)."""
+
+    def __init__(self, cin: int, cout: int, resample):
         super().__init__()
         self.conv0 = _conv(cin, cout)
         self.conv1 = _conv(cout, cout)
+        self.resample = resample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv1(F.relu(self.conv0(x))))
-        return F.max_pool2d(x, 2)
+        return self.resample(F.relu(self.conv1(F.relu(self.conv0(x)))))
 
 
-class DecoderBlock(nn.Module):
-    """relu(conv0) → relu(conv1) → nearest upsample ×2."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.conv0 = _conv(cin, cout)
-        self.conv1 = _conv(cout, cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv1(F.relu(self.conv0(x))))
-        return F.interpolate(x, scale_factor=2, mode="nearest")
+def _stack(cin: int, filters, resample) -> tuple[nn.ModuleList, int]:
+    """The blocks of the encoder or of a decoder, ``filters`` wide, and the channels that come out."""
+    blocks = []
+    for f in filters:
+        blocks.append(Block(cin, f, resample))
+        cin = f
+    return nn.ModuleList(blocks), cin
 
 
 class PtychoNet(nn.Module):
@@ -55,19 +62,11 @@ class PtychoNet(nn.Module):
         self.N = cfg.N
         self.amplitude_max = float(cfg.amplitude_max)
         C = cfg.channels
-        enc, cin = [], C
-        for f in cfg.encoder_filters:
-            enc.append(EncoderBlock(cin, f))
-            cin = f
-        self.encoder = nn.ModuleList(enc)
-        bottleneck = cin
+        self.encoder, bottleneck = _stack(C, cfg.encoder_filters, _pool)
 
         def decoder() -> tuple[nn.ModuleList, nn.Conv2d]:
-            blocks, c = [], bottleneck
-            for f in cfg.decoder_filters:
-                blocks.append(DecoderBlock(c, f))
-                c = f
-            return nn.ModuleList(blocks), _conv(c, C)
+            blocks, c = _stack(bottleneck, cfg.decoder_filters, _upsample)
+            return blocks, _conv(c, C)
 
         self.amp_decoder, self.amp_head = decoder()
         self.phase_decoder, self.phase_head = decoder()
@@ -95,10 +94,7 @@ def pad_center(a: torch.Tensor, N: int) -> torch.Tensor:
 
 def load_canonical(model: PtychoNet, weights: dict[str, np.ndarray], cfg: ModelConfig | None = None) -> None:
     """Copy canonical numpy weights into ``model`` (exact; refuses anything but the canonical tensors)."""
-    if cfg is not None:
-        problem = check_weights(cfg, weights)
-        if problem:
-            raise ValueError(f"weights do not fit the model: {problem}")
+    require_fit(cfg, weights)
     state = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in weights.items()}
     model.load_state_dict(state, strict=True)
 

@@ -2,18 +2,16 @@
 
 Each step: windows of the object at the batch's corners → band-limited shift by −fraction → crop → far field of
 P·patch → the Newton-weighted Poisson surrogate → ∂/∂O* (and ∂/∂P*) by autograd → the normalised update. The
-loop (batches in the shared order, epoch momentum, hooks) is engine.refine.refine's, line for line.
+loop (batches in the shared order, epoch momentum, hooks) is engine.refine_loop.run, shared with the other backend.
 """
 from __future__ import annotations
-
-import math
-import time
 
 import numpy as np
 import torch
 
 from engine import physics
 from engine import refine as R
+from engine import refine_loop
 from engine.backend_api import RefineHooks, RefineResult
 
 
@@ -141,6 +139,13 @@ def refine_step(problem: R.RefineProblem, state: R.RefineState, sel: np.ndarray,
     return R.RefineState(obj.numpy().copy(), probe.numpy().copy()), dev
 
 
+def _momentum(mask: torch.Tensor, eta: float, velocity: torch.Tensor, obj: torch.Tensor, begin: torch.Tensor):
+    """The epoch's momentum on the lit pixels: (velocity, object)."""
+    with torch.no_grad():
+        velocity = torch.where(mask, eta * velocity + (obj - begin), torch.zeros_like(obj))
+        return velocity, obj + eta * velocity
+
+
 def refine(problem: R.RefineProblem, start: R.RefineState, cfg: R.RefineConfig, hooks: RefineHooks,
            device: str = "cpu") -> RefineResult:
     """engine.refine.refine on PyTorch, with progress and cancel through ``hooks`` (checked after every batch)."""
@@ -148,40 +153,9 @@ def refine(problem: R.RefineProblem, start: R.RefineState, cfg: R.RefineConfig, 
 
     if device == "cpu":
         torch.set_num_threads(cpu_threads())
-    ref = Refiner(problem, cfg, device)
-    obj, probe = _as_tensor(start.object, device), _as_tensor(start.probe, device)
-    velocity = torch.zeros_like(obj)
-    control = R.StepControl(cfg)
-    best = (obj, probe)
-    pixels = problem.pixels
-    history: list[dict] = []
-    hooks.on_start(cfg.epochs, problem.M)
-    for epoch in range(cfg.epochs):
-        t0 = time.perf_counter()
-        begin, total, done = (obj.clone(), probe.clone()), 0.0, 0
-        for sel in R.epoch_batches(problem.M, cfg, epoch):
-            obj, probe, dev = ref.step(obj, probe, sel, cfg.refine_probe and epoch >= cfg.probe_start, control.step)
-            total += dev
-            done += len(sel)
-            hooks.on_batch_end(epoch, done, dev / (len(sel) * pixels))
-            if hooks.should_stop():
-                return RefineResult(_state(obj, probe), history, "cancelled")
-        loss = total / (problem.M * pixels)
-        if cfg.momentum > 0:
-            with torch.no_grad():
-                velocity = torch.where(ref.mask, cfg.momentum * velocity + (obj - begin[0]), torch.zeros_like(obj))
-                obj = obj + cfg.momentum * velocity
-        decision = control.judge(loss)
-        if decision == "best":
-            best = begin
-        elif decision == "revert":
-            obj, probe, velocity = best[0].clone(), best[1].clone(), torch.zeros_like(velocity)
-        seconds = time.perf_counter() - t0
-        record = {"epoch": epoch, "loss": loss, "seconds": seconds, "patterns_per_s": problem.M / max(seconds, 1e-9),
-                  "step": control.step, "reverted": decision == "revert"}
-        history.append(record)
-        hooks.on_epoch_end(epoch, loss, seconds, record["patterns_per_s"], lambda: _state(obj, probe))
-    return RefineResult(_state(obj, probe), history, "ok" if math.isfinite(control.best_loss) else "diverged")
+    tensors = refine_loop.Tensors(tensor=lambda a: _as_tensor(a, device), copy=torch.clone, zeros_like=torch.zeros_like,
+                                  momentum=_momentum, state=_state)  # steps update in place: kept states are copies
+    return refine_loop.run(Refiner(problem, cfg, device), tensors, problem, start, cfg, hooks)
 
 
 def _state(obj: torch.Tensor, probe: torch.Tensor) -> R.RefineState:
