@@ -31,11 +31,18 @@ class ModelConfig:
     #: sigmoid's steepest point, not at its saturated top; 1 is the published network (bundles made before this
     #: field existed are read with 1).
     amplitude_max: float = 2.0
+    #: Negative slope of the hidden layers' leaky ReLU (0: plain ReLU, the network of bundles written before this
+    #: field existed). Plain ReLU left most units dead after 20 epochs (46 of 64 in the amplitude decoder's first
+    #: layer, never positive on the held-out scan) and the amplitude flat; 0.1 keeps a gradient through every unit
+    #: (fixture, 3 seeds: held-out amplitude SSIM 0.34-0.42 → 0.51-0.54; docs/performance.md).
+    relu_slope: float = 0.1
 
     def __post_init__(self) -> None:
         require(isinstance(self.N, int) and self.N in (32, 64, 128, 256), "N", "one of 32, 64, 128, 256")
         require(isinstance(self.amplitude_max, (int, float)) and 0 < self.amplitude_max <= 16, "amplitude_max",
                "a number in (0, 16]")
+        require(isinstance(self.relu_slope, (int, float)) and 0 <= self.relu_slope < 1, "relu_slope",
+                "a number in [0, 1)")
         require(isinstance(self.n_filters_scale, int) and 1 <= self.n_filters_scale <= 8,
                "n_filters_scale", "an integer from 1 to 8")
         require(isinstance(self.gridsize, int) and 1 <= self.gridsize <= 3, "gridsize", "1, 2 or 3")
@@ -152,8 +159,8 @@ def from_dict(d: dict) -> RunConfig:
     for key, value in d.items():
         if key in _SECTIONS:
             cls = _SECTIONS[key]
-            if key == "model" and "amplitude_max" not in value:
-                value = {**value, "amplitude_max": 1.0}  # written before the field existed: the sigmoid network
+            if key == "model":  # written before a field existed: the network those bundles were trained as
+                value = {"amplitude_max": 1.0, "relu_slope": 0.0, **value}
             names = {f.name for f in dataclasses.fields(cls)}
             unknown = set(value) - names
             require(not unknown, f"{key}.{sorted(unknown)[0] if unknown else ''}", "a known field")

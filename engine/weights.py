@@ -5,8 +5,9 @@ HWIO; ``to_hwio``/``from_hwio`` are the one documented transpose between the two
 in numpy (Glorot-uniform kernels, zero biases) so that both backends can start from the very same values.
 
 Network, read top to bottom (both backends implement exactly this; docs/backends.md):
-  x (B, C, N, N) → encoder.{i}: relu(conv0) → relu(conv1) → maxpool 2×2, i = 0..n_blocks-1  (N → 8)
-  for head in (amp, phase): {head}_decoder.{j}: relu(conv0) → relu(conv1) → nearest upsample ×2 (8 → N/2)
+  x (B, C, N, N) → encoder.{i}: act(conv0) → act(conv1) → maxpool 2×2, i = 0..n_blocks-1  (N → 8)
+  for head in (amp, phase): {head}_decoder.{j}: act(conv0) → act(conv1) → nearest upsample ×2 (8 → N/2)
+  act: leaky ReLU, negative slope ModelConfig.relu_slope (0.1; 0 = ReLU, bundles made before the field).
   amp_head: conv3×3 → amplitude_max·sigmoid;  phase_head: conv3×3 → π·tanh;  both (B, C, N/2, N/2), zero-padded
   to N.
 All convolutions are 3×3, stride 1, 'same' zero padding, with bias.

@@ -7,6 +7,7 @@ kernel converts through engine.weights.to_hwio/from_hwio — the only place that
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
@@ -17,15 +18,20 @@ from engine.config import ModelConfig
 from engine.weights import from_hwio, require_fit, to_hwio
 
 
-def _conv(name: str, filters: int, activation: str | None = "relu") -> layers.Conv2D:
+def _hidden(slope: float):
+    """The hidden layers' activation: leaky ReLU of ``slope`` (0: ReLU, exactly as bundles before the slope)."""
+    return functools.partial(keras.activations.leaky_relu, negative_slope=float(slope)) if slope else "relu"
+
+
+def _conv(name: str, filters: int, activation) -> layers.Conv2D:
     return layers.Conv2D(filters, 3, strides=1, padding="same", use_bias=True, activation=activation,
                          data_format="channels_last", name=name)
 
 
-def _block(x, prefix: str, filters: int):
-    """relu(conv0) → relu(conv1); the caller pools or upsamples."""
-    x = _conv(f"{prefix}.conv0", filters)(x)
-    return _conv(f"{prefix}.conv1", filters)(x)
+def _block(x, prefix: str, filters: int, slope: float):
+    """act(conv0) → act(conv1), act the leaky ReLU of ``slope``; the caller pools or upsamples."""
+    x = _conv(f"{prefix}.conv0", filters, _hidden(slope))(x)
+    return _conv(f"{prefix}.conv1", filters, _hidden(slope))(x)
 
 
 def build_network(cfg: ModelConfig) -> keras.Model:
@@ -34,14 +40,14 @@ def build_network(cfg: ModelConfig) -> keras.Model:
     inp = keras.Input(shape=(C, N, N), dtype="float32", name="x")
     x = layers.Permute((2, 3, 1), name="to_channels_last")(inp)
     for i, f in enumerate(cfg.encoder_filters):
-        x = _block(x, f"encoder.{i}", f)
+        x = _block(x, f"encoder.{i}", f, cfg.relu_slope)
         x = layers.MaxPooling2D(2, name=f"encoder.{i}.pool")(x)
     bottleneck = x
     outputs = []
     for head, activation in (("amp", "sigmoid"), ("phase", "tanh")):
         y = bottleneck
         for j, f in enumerate(cfg.decoder_filters):
-            y = _block(y, f"{head}_decoder.{j}", f)
+            y = _block(y, f"{head}_decoder.{j}", f, cfg.relu_slope)
             y = layers.UpSampling2D(2, interpolation="nearest", name=f"{head}_decoder.{j}.upsample")(y)
         y = _conv(f"{head}_head", C, activation=activation)(y)
         if head == "phase":

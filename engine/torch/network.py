@@ -32,24 +32,28 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    """relu(conv0) → relu(conv1) → ``resample`` (_pool in the encoder, _upsample in the decoders); conv0 and conv1
-    are the canonical parameter names (engine/weights.py)."""
+    """act(conv0) → act(conv1) → ``resample`` (_pool in the encoder, _upsample in the decoders), act the leaky ReLU
+    of ``slope`` (0: ReLU); conv0 and conv1 are the canonical parameter names (engine/weights.py)."""
 
-    def __init__(self, cin: int, cout: int, resample):
+    def __init__(self, cin: int, cout: int, resample, slope: float):
         super().__init__()
         self.conv0 = _conv(cin, cout)
         self.conv1 = _conv(cout, cout)
         self.resample = resample
+        self.slope = float(slope)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.resample(F.relu(self.conv1(F.relu(self.conv0(x)))))
+        return self.resample(self._act(self.conv1(self._act(self.conv0(x)))))
+
+    def _act(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, self.slope) if self.slope else F.relu(x)
 
 
-def _stack(cin: int, filters, resample) -> tuple[nn.ModuleList, int]:
+def _stack(cin: int, filters, resample, slope: float) -> tuple[nn.ModuleList, int]:
     """The blocks of the encoder or of a decoder, ``filters`` wide, and the channels that come out."""
     blocks = []
     for f in filters:
-        blocks.append(Block(cin, f, resample))
+        blocks.append(Block(cin, f, resample, slope))
         cin = f
     return nn.ModuleList(blocks), cin
 
@@ -62,10 +66,10 @@ class PtychoNet(nn.Module):
         self.N = cfg.N
         self.amplitude_max = float(cfg.amplitude_max)
         C = cfg.channels
-        self.encoder, bottleneck = _stack(C, cfg.encoder_filters, _pool)
+        self.encoder, bottleneck = _stack(C, cfg.encoder_filters, _pool, cfg.relu_slope)
 
         def decoder() -> tuple[nn.ModuleList, nn.Conv2d]:
-            blocks, c = _stack(bottleneck, cfg.decoder_filters, _upsample)
+            blocks, c = _stack(bottleneck, cfg.decoder_filters, _upsample, cfg.relu_slope)
             return blocks, _conv(c, C)
 
         self.amp_decoder, self.amp_head = decoder()
