@@ -10,7 +10,8 @@
 3. Per-pattern ambiguities: how far the probe is from the twin condition P(r) = conj(P(−r)) (0: every pattern is
    equally well explained by the object and by its twin conj(O(−r))), and how different a patch is from its twin.
 4. With --bundle: the network's input scale, its head outputs on held-out patterns, and how far each predicted
-   patch is from the truth and from the truth's twin (a network that cannot tell them apart sits in between).
+   patch is from the truth and from the truth's twin (a network that cannot tell them apart sits in between). And the
+   hidden units never positive on those patterns, per layer (with plain ReLU such a unit is dead: no gradient).
 5. With --train-epochs (PyTorch): per-layer gradient norms over a short training run.
 Nothing is asserted; the figures are printed with the load average.
 """
@@ -113,6 +114,29 @@ def network(bundle_path: str, ds, backend: str) -> None:
     print(f"   amplitude head on the centre: min {amp.min():.3f}, median {np.median(amp):.3f}, max {amp.max():.3f}")
     print(f"   predicted patch vs truth: median {np.median(d0):.3f}; vs the truth's twin {np.median(d1):.3f}; "
           f"closer to the twin: {int(np.sum(d1 < d0))} of {len(d0)} patches")
+    dead_units(cfg.model, b.weights, x[:128])
+
+
+def dead_units(model_cfg, weights, x: np.ndarray) -> None:
+    """Hidden units that are never positive on any of these inputs: with plain ReLU (relu_slope 0) they pass no
+    gradient, so they stay dead; counted per layer with PyTorch (the network is the same in both backends)."""
+    import torch
+
+    from engine.torch.network import PtychoNet, load_canonical
+
+    net = PtychoNet(model_cfg)
+    load_canonical(net, weights)
+    pre: dict[str, torch.Tensor] = {}
+    for name, module in net.named_modules():
+        if isinstance(module, torch.nn.Conv2d) and not name.endswith("head"):
+            module.register_forward_hook(lambda m, i, o, name=name: pre.__setitem__(name, o.detach()))
+    with torch.no_grad():
+        net(torch.from_numpy(x))
+    dead = {name: int((~(o > 0).any(dim=(0, 2, 3))).sum()) for name, o in pre.items()}
+    total = {name: o.shape[1] for name, o in pre.items()}
+    print(f"   units never positive on these {len(x)} patterns (relu_slope {model_cfg.relu_slope}; with 0 they are "
+          f"dead): {sum(dead.values())} of {sum(total.values())}")
+    print("   " + ", ".join(f"{n.replace('_decoder', 'D')} {dead[n]}/{total[n]}" for n in pre))
 
 
 def gradient_norms(ds, epochs: int, gridsize: int) -> None:

@@ -30,7 +30,7 @@ class ParityView:
 
 
 #: Metrics the screen shows when present (the level-3 compared ones); the rest are in parity.md.
-METRICS_SHOWN = ("phase_ssim", "amplitude_ssim", "phase_psnr", "amplitude_psnr", "final_train_loss")
+METRICS_SHOWN = ("phase_ssim", "amplitude_ssim", "complex_nrmse", "phase_psnr", "amplitude_psnr", "final_train_loss")
 
 
 def _level(c: dict) -> str:

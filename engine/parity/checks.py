@@ -101,17 +101,21 @@ CROSS_REL_TOL = NETWORK_REL_TOL
 # draws, with σ̂ the 95 % upper confidence bound of their standard deviation (1.80 × the sample σ for 8 runs), so that
 # eight runs on one machine do not set a bound that another machine's kernels exceed by chance.
 #: Batch of level 3's trainings: 16, not the CLI's 4. At batch 4 the amplitude is still being learned at 20 epochs
-#: and round-off alone spreads its SSIM over 0.34–0.50 (σ 0.053); at 16 both SSIMs are steady (σ 0.006 and 0.0015),
-#: so the comparison can be tight.
+#: and round-off alone spreads its SSIM over 0.34–0.50 (σ 0.053, ReLU network); at 16 it spreads less.
 LEVEL3_BATCH_SIZE = 16
-#: |Δ phase SSIM| (phase mapped to [0, 1], after offset/ramp removal): σ = 0.0059 (values 0.796–0.814) → 0.045.
-PHASE_SSIM_TOL = 0.05
-#: |Δ amplitude SSIM| (after the least-squares amplitude scale): σ = 0.0015 (values 0.287–0.292) → 0.011.
-AMPLITUDE_SSIM_TOL = 0.015
-#: |ΔL| / |L| of the final epoch's mean training loss: σ = 3.4 % (5 633–6 276) → 0.26. Wider than the SSIMs: the
+#: |Δ phase SSIM| (phase mapped to [0, 1], after offset/ramp removal): σ = 0.0053 (values 0.807–0.822) → 0.040.
+PHASE_SSIM_TOL = 0.045
+#: |Δ complex NRMSE| (after the global phase and scale, docs/metrics.md), the figure quality is ranked on:
+#: σ = 0.0024 (values 0.218–0.226) → 0.019.
+COMPLEX_NRMSE_TOL = 0.02
+#: |Δ amplitude SSIM| (after the least-squares amplitude scale): σ = 0.0128 (values 0.305–0.347) → 0.098. Wider than
+#: with the ReLU network (σ 0.0015, tolerance 0.015): with the leaky ReLU the amplitude is learned, and still moving
+#: at 20 epochs, so round-off moves it more; complex NRMSE above is the tight check.
+AMPLITUDE_SSIM_TOL = 0.10
+#: |ΔL| / |L| of the final epoch's mean training loss: σ = 5.4 % (4 982–5 866) → 0.41. Wider than the SSIMs: the
 #: last epoch's mean loss carries Adam's step noise; a backend that does not train stays near its first epoch's
 #: loss, 3× the final one, far outside it.
-TRAIN_LOSS_REL_TOL = 0.26
+TRAIN_LOSS_REL_TOL = 0.42
 # PSNR is reported side by side but not gated: round-off alone moved it by up to 9 dB (phase) and 12.5 dB
 # (amplitude) at 5 epochs, so a gate that passes honest runs would pass anything.
 
@@ -282,6 +286,7 @@ def level2_checks(case: str, w0: dict[str, np.ndarray], lr: float, reduction: in
 LEVEL3_METRICS = (
     ("phase_ssim", PHASE_SSIM_TOL, "abs"),
     ("amplitude_ssim", AMPLITUDE_SSIM_TOL, "abs"),
+    ("complex_nrmse", COMPLEX_NRMSE_TOL, "abs"),
     ("final_train_loss", TRAIN_LOSS_REL_TOL, "rel"),
 )
 

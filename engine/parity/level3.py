@@ -89,6 +89,8 @@ def _metrics(infer_dir: Path, train_dir: Path) -> dict[str, float | None]:
         for key in ("ssim", "psnr", "mae", "frc50_px"):
             v = m[part].get(key)
             out[f"{part}_{key}"] = float(v) if isinstance(v, (int, float)) else None
+    nrmse = (m.get("complex") or {}).get("nrmse")
+    out["complex_nrmse"] = float(nrmse) if isinstance(nrmse, (int, float)) else None
     trained = _read_json(train_dir / "run.json").get("metrics") or {}
     out["final_train_loss"] = trained.get("train_loss")
     out["final_val_loss"] = trained.get("val_loss")
