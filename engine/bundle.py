@@ -23,6 +23,7 @@ from engine.atomic import atomic_path, write_bytes
 from engine import config as _config
 from engine.backends import BACKENDS
 from engine.errors import InputError
+from engine.events import json_clean
 from engine.scaling import Scales
 from engine.weights import check_weights
 
@@ -67,21 +68,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
     write_bytes(path, data)
 
 
-def _json_null_nonfinite(obj):
-    """History may hold inf/NaN losses; JSON has neither, so they are written as null, keys as strings. Not
-    engine.jsonsafe.json_safe, which writes the strings "inf"/"nan" for reports: a manifest's history holds numbers
-    or null (docs/bundle.md, as in the event stream), and bundles already written read that way."""
-    if isinstance(obj, dict):
-        return {str(k): _json_null_nonfinite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_null_nonfinite(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def write_bundle(directory: str | os.PathLike, *, weights: dict[str, np.ndarray], run_config: _config.RunConfig,
                  scales: Scales, probe: np.ndarray, history: list[dict], dataset_fingerprint,
                  backend: str) -> Path:
@@ -112,8 +98,8 @@ def write_bundle(directory: str | os.PathLike, *, weights: dict[str, np.ndarray]
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": _config.to_dict(run_config),
         "scales": scales.to_dict(),
-        "history": _json_null_nonfinite(list(history)),
-        "dataset_fingerprint": _json_null_nonfinite(dataset_fingerprint),
+        "history": json_clean(list(history)),
+        "dataset_fingerprint": json_clean(dataset_fingerprint),
         "files": {name: _sha256(data) for name, data in blobs.items()},
     }
     _write_atomic(directory / MANIFEST, (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode())

@@ -54,18 +54,19 @@ NULLABLE_FIELDS = {"backend", "train_loss", "val_loss", "lr", "samples_per_s", "
 RAW_PREVIEW_CHARS = 500
 
 
-def _clean(value: Any) -> Any:
-    """Make a value JSON-safe: numpy scalars -> Python, non-finite floats -> None, paths -> str."""
+def json_clean(value: Any) -> Any:
+    """Make a value JSON-safe: numpy scalars -> Python, non-finite floats -> None, keys and paths -> str. Also the
+    bundle manifest's (engine/bundle.py), whose history holds numbers or null as the event stream does."""
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_clean(v) for v in value]
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:  # numpy scalar / 0-d array
-        return _clean(value.item())
+        return json_clean(value.item())
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return str(value)
@@ -184,7 +185,7 @@ class EventWriter:
             self._seq += 1
             event = {"v": PROTOCOL_VERSION, "type": type, "run_id": self.run_id, "seq": self._seq,
                      "t": round(self.elapsed, 6)}
-            event.update(_clean(fields))
+            event.update(json_clean(fields))
             line = json.dumps(event, ensure_ascii=True, allow_nan=False) + "\n"
             for sink in list(self._sinks):
                 try:

@@ -1,5 +1,6 @@
 """JSON for reports: JSON has no inf/NaN, so metrics and parity reports write them as the strings "inf", "-inf",
-"nan" (docs/metrics.md); numpy scalars become plain numbers. (The bundle manifest writes null instead: bundle.py.)"""
+"nan" (docs/metrics.md); numpy scalars become plain numbers. (The event stream and the bundle manifest write null
+instead: engine.events.json_clean.)"""
 from __future__ import annotations
 
 import math

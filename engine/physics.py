@@ -205,9 +205,17 @@ def merge_group(patches: np.ndarray, offsets: np.ndarray, mask: np.ndarray | Non
 
 def reextract_group(region: np.ndarray, offsets: np.ndarray, N: int) -> np.ndarray:
     """The N×N patch of each member, taken back out of the merged region (inverse of the merge shift)."""
+    return reextract_with(fourier_shift, region, offsets, N).astype(np.complex64)
+
+
+def reextract_with(shift, region, offsets, N: int, *grid):
+    """``reextract_group`` around any backend's ``shift(a, dy, dx, *grid)`` (its fourier_shift; ``grid``: its
+    frequency grids ky, kx, if given): the same index maths in every backend — each member shifted back by its
+    offset, then the N×N window at the margin ``merge_pad(N)`` cut out. region (..., R, R), offsets (..., C, 2) as
+    (dx, dy) → (..., C, N, N)."""
     p = merge_pad(N)
-    shifted = fourier_shift(region[..., None, :, :], -offsets[..., 1], -offsets[..., 0])
-    return shifted[..., p:p + N, p:p + N].astype(np.complex64)
+    shifted = shift(region[..., None, :, :], -offsets[..., 1], -offsets[..., 0], *grid)
+    return shifted[..., p:p + N, p:p + N]
 
 
 # -------------------------------------------------------------------------------------------- stitching

@@ -1,13 +1,12 @@
-"""The refinement loop both backends run around their own step, and their level-0 refinement ops.
+"""The refinement loop both backends run around their own step (their level-0 refinement ops: engine/level0.py).
 
 Why here: engine/tf/refine.py and engine/torch/refine.py ran the same loop line for line (batches in the shared
-order, hooks after every batch, epoch momentum, StepControl's keep/revert) and set the same problem up for the
-level-0 ops; only the tensor operations differ. A backend hands ``run`` its ``Refiner`` (the compiled step) and a
-``Tensors`` of its framework's operations; engine.refine.refine is the numpy reference of the same loop.
+order, hooks after every batch, epoch momentum, StepControl's keep/revert); only the tensor operations differ. A
+backend hands ``run`` its ``Refiner`` (the compiled step) and a ``Tensors`` of its framework's operations;
+engine.refine.refine is the numpy reference of the same loop.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from dataclasses import dataclass
@@ -67,29 +66,3 @@ def run(ref, kit: Tensors, problem: R.RefineProblem, start: R.RefineState, cfg: 
         history.append(record)
         hooks.on_epoch_end(epoch, loss, seconds, record["patterns_per_s"], lambda: kit.state(obj, probe))
     return RefineResult(kit.state(obj, probe), history, "ok" if math.isfinite(control.best_loss) else "diverged")
-
-
-def level0_ops(refiner_module: str, tensor: Callable[[np.ndarray], Any]) -> tuple[Callable, Callable]:
-    """A backend's level-0 ``refine_patches`` and ``refine_gradients`` (engine.refine's signatures, numpy in and
-    out): the problem built as engine.refine builds it, run through ``refiner_module``'s Refiner (imported at the
-    first call); ``tensor`` makes the backend's complex64 tensor."""
-
-    def refiner(problem: R.RefineProblem, margin: int):
-        return importlib.import_module(refiner_module).Refiner(problem, R.RefineConfig(margin=int(margin)))
-
-    def refine_patches(obj: np.ndarray, corners: np.ndarray, fractions: np.ndarray, N: int, margin: int
-                       ) -> np.ndarray:
-        """engine.refine.refine_patches through this backend's refinement engine."""
-        M = len(corners)
-        counts = np.zeros((M, int(N), int(N)), np.float32)
-        ref = refiner(R.refine_problem(corners, fractions, np.shape(obj), margin, counts), margin)
-        return np.asarray(ref.patches(tensor(obj), np.arange(M)))
-
-    def refine_gradients(obj: np.ndarray, probe: np.ndarray, counts: np.ndarray, corners: np.ndarray,
-                         fractions: np.ndarray, margin: int, valid: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray, float]:
-        """engine.refine.refine_gradients through this backend's refinement engine (autodiff)."""
-        ref = refiner(R.refine_problem(corners, fractions, np.shape(obj), margin, counts, valid), margin)
-        return ref.gradients(tensor(obj), tensor(probe), np.arange(len(corners)))
-
-    return refine_patches, refine_gradients

@@ -14,7 +14,7 @@ import numpy as np
 from engine.errors import InputError
 from engine.formats import geometry as geo
 from engine.formats.geometry import Geometry, ScanOptions
-from engine.formats.parts import DiffractionParts, ProductParts
+from engine.formats.parts import DiffractionParts, ProductParts, Stated
 
 _GEOMETRY_HINT = {"energy": "--energy-ev", "distance": "--distance-m", "pixel": "--detector-pixel-m"}
 
@@ -104,20 +104,24 @@ def _geometry(d: DiffractionParts, p: ProductParts, options: ScanOptions, N: int
             return opt, True
         return next((v for v in values if v is not None and v > 0), None), False
 
-    e, e_over = pick(options.energy_ev, d.energy_ev, p.energy_ev)
-    z, z_over = pick(options.distance_m, d.distance_m, p.distance_m)
-    px, p_over = pick(options.detector_pixel_m, d.detector_pixel_m)
+    def where(*stated: Stated) -> tuple[str, str]:
+        """(file, path) of the first statement (the diffraction file's, then the product's) that names a path,
+        else of the last."""
+        named = list(zip((d.source, p.source), stated))
+        return next(((f, s.path) for f, s in named if s.path), (named[-1][0], named[-1][1].path))
+
+    e, e_over = pick(options.energy_ev, d.energy.value, p.energy.value)
+    z, z_over = pick(options.distance_m, d.distance.value, p.distance.value)
+    px, p_over = pick(options.detector_pixel_m, d.detector_pixel.value)
     over = tuple(name for name, o in (("energy", e_over), ("distance", z_over), ("detector pixel", p_over)) if o)
     stated = p.object_pixel_m if p.object_pixel_m and not cropped else None  # a product's own sampling
     g = geo.resolve(N, e, z, px, stated, overridden=over)
     if g.known:
         return g
-    for value, path, source, what, key in ((e, d.energy_path or p.energy_path, d.source if d.energy_path else p.source,
-                                            "the photon energy", "energy"),
-                                           (z, d.distance_path or p.distance_path,
-                                            d.source if d.distance_path else p.source, "the detector distance (m)",
-                                            "distance"),
-                                           (px, d.pixel_path, d.source, "the detector pixel size (m)", "pixel")):
+    for value, (source, path), what, key in ((e, where(d.energy, p.energy), "the photon energy", "energy"),
+                                             (z, where(d.distance, p.distance), "the detector distance (m)",
+                                              "distance"),
+                                             (px, where(d.detector_pixel), "the detector pixel size (m)", "pixel")):
         if value is None:
             raise geo_missing(source, path, f"{what} to compute the object pixel λ·z/(N·p)",
                               f"or pass {_GEOMETRY_HINT[key]}")

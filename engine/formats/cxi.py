@@ -18,7 +18,7 @@ from engine.atomic import atomic_path
 from engine.errors import InputError
 from engine.formats import h5
 from engine.formats.geometry import ELECTRON_VOLT_J, Geometry
-from engine.formats.parts import DiffractionParts, ProductData, ProductParts
+from engine.formats.parts import DiffractionParts, ProductData, ProductParts, Stated
 
 CXI_VERSION = 160
 PIXEL_IS_INVALID = 0x1  # CXI mask bit (spec tables 7 and 11)
@@ -67,8 +67,8 @@ def read_cxi(path: str | Path, source: str | None = None, *, need_data: bool = T
         diff = DiffractionParts(
             source=source, format="cxi", counts=counts, data_path=data_path,
             bad=None if mask is None else _bad_pixels(source, mask), mask_path=MASK,
-            energy_ev=product.energy_ev, energy_path=ENERGY, distance_m=product.distance_m, distance_path=DISTANCE,
-            detector_pixel_m=xp if xp and xp > 0 else None, pixel_path=X_PIXEL)
+            energy=product.energy, distance=product.distance,
+            detector_pixel=Stated(xp if xp and xp > 0 else None, X_PIXEL))
     return diff, product
 
 
@@ -137,8 +137,7 @@ def _read_product(f, source: str) -> ProductParts:
         object_pixel_m=_image_pixel(f, source, "/entry_1/image_2", obj.shape, "object") if obj is not None else None,
         object_center_m=(cx, cy) if cx is not None and cy is not None else None,
         object_role=h5.read_text(f, f"{PINNACLE}/object_role"),
-        energy_ev=energy_ev, energy_path=ENERGY,
-        distance_m=distance if distance and distance > 0 else None, distance_path=DISTANCE,
+        energy=Stated(energy_ev, ENERGY), distance=Stated(distance if distance and distance > 0 else None, DISTANCE),
         native_px=native.astype(np.float64) if native_ok else None,
         native_origin_m=(float(native_origin[0]), float(native_origin[1])) if native_ok else None,
         hint="or pass --product FILE")

@@ -16,6 +16,15 @@ from engine.formats.geometry import DEFAULT_PIXEL_SIZE_M, Geometry, center_of_ob
 
 
 @dataclass(frozen=True)
+class Stated:
+    """A number a file states about the measurement (None where it states none) and the HDF5 path where it lives or
+    would live, so that ``engine.formats.assemble`` can name the exact path that is missing."""
+
+    value: float | None = None
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class DiffractionParts:
     source: str  # the file the patterns came from
     format: str  # "cxi" | "ptychodus"
@@ -24,12 +33,9 @@ class DiffractionParts:
     indexes: np.ndarray | None = None  # (M,) pattern indexes (Ptychodus); None: 0..M-1
     bad: np.ndarray | None = None  # (H, W) bool, True = excluded from the likelihood
     mask_path: str = ""
-    energy_ev: float | None = None
-    energy_path: str = ""
-    distance_m: float | None = None
-    distance_path: str = ""
-    detector_pixel_m: float | None = None
-    pixel_path: str = ""
+    energy: Stated = Stated()  # photon energy (eV)
+    distance: Stated = Stated()  # sample-detector distance (m)
+    detector_pixel: Stated = Stated()  # detector pixel size (m)
 
 
 @dataclass(frozen=True)
@@ -47,10 +53,8 @@ class ProductParts:
     object_pixel_m: float | None = None
     object_center_m: tuple[float, float] | None = None
     object_role: str = ""  # Pinnacle's own files say "placeholder" for an object that holds no information
-    energy_ev: float | None = None
-    energy_path: str = ""
-    distance_m: float | None = None
-    distance_path: str = ""
+    energy: Stated = Stated()  # photon energy (eV)
+    distance: Stated = Stated()  # sample-detector distance (m)
     native_px: np.ndarray | None = None  # (M, 2) positions in object pixels as Pinnacle wrote them
     native_origin_m: tuple[float, float] | None = None
     hint: str = ""  # how to supply what is missing (e.g. "or pass --product FILE")

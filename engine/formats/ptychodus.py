@@ -19,7 +19,7 @@ from engine.atomic import atomic_path
 from engine.errors import InputError
 from engine.formats import h5
 from engine.formats.cxi import counts_of
-from engine.formats.parts import DiffractionParts, ProductData, ProductParts
+from engine.formats.parts import DiffractionParts, ProductData, ProductParts, Stated
 
 DIFFRACTION_FILE = "diffraction.h5"
 PRODUCT_FILE = "product.h5"
@@ -57,8 +57,7 @@ def read_diffraction(path: str | Path, source: str | None = None) -> Diffraction
                              f"{bad.shape}")
     return DiffractionParts(source=source, format="ptychodus", counts=counts, data_path=PATTERNS, indexes=indexes,
                             bad=None if bad is None else bad != 0, mask_path=BAD_PIXELS,
-                            detector_pixel_m=px if px and px > 0 else None,
-                            pixel_path=f"{PATTERNS}@detector_pixel_width_m")
+                            detector_pixel=Stated(px if px and px > 0 else None, f"{PATTERNS}@detector_pixel_width_m"))
 
 
 def read_product(path: str | Path, source: str | None = None) -> ProductParts:
@@ -104,8 +103,8 @@ def read_product(path: str | Path, source: str | None = None) -> ProductParts:
         indexes=None if indexes is None or positions is None or len(indexes) != len(positions) else indexes,
         probe=probe, probe_path="probe", probe_modes=modes, probe_pixel_m=probe_px if probe_px else None,
         object=obj, object_path="object", object_pixel_m=obj_px if obj_px else None, object_center_m=centre,
-        object_role=role, energy_ev=energy if energy and energy > 0 else None, energy_path="photon_energy_eV",
-        distance_m=distance if distance and distance > 0 else None, distance_path="detector_object_distance_m",
+        object_role=role, energy=Stated(energy if energy and energy > 0 else None, "photon_energy_eV"),
+        distance=Stated(distance if distance and distance > 0 else None, "detector_object_distance_m"),
         native_px=native.astype(np.float64) if native_ok else None,
         native_origin_m=(float(native_origin[0]), float(native_origin[1])) if native_ok else None)
 

@@ -6,12 +6,13 @@ complex64, so that gradients flow from the losses back to the network's amplitud
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from engine.physics import COVERAGE_MIN, LOSS_EPS, merge_pad, merge_window
+from engine.physics import COVERAGE_MIN, LOSS_EPS, merge_pad, merge_window, reextract_with
 
 
 def fftfreq(n: int) -> tf.Tensor:
@@ -52,12 +53,7 @@ def pad_last2(a: tf.Tensor, p: int) -> tf.Tensor:
 
 def merge_group(patches: tf.Tensor, offsets: tf.Tensor, mask: tf.Tensor | None = None,
                 ky: tf.Tensor | None = None, kx: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-    """Coverage-weighted merge of a group's patches (..., C, N, N) into one region (..., R, R).
-
-    offsets (..., C, 2) as (dx, dy) from the group centre; mask (N, N) is each patch's weight (default
-    ``engine.physics.merge_window(N)``). ``region = Σ shift(w·O) / max(Σ shift(w), COVERAGE_MIN)``, exactly as
-    the oracle: normalised where covered, fading continuously to 0 below.
-    """
+    """engine.physics.merge_group → (region, coverage); ky/kx: the padded region's frequency grids (fftfreq(R))."""
     N = patches.shape[-1]
     mask = tf.constant(merge_window(N)) if mask is None else tf.cast(mask, tf.float32)
     p = merge_pad(N)
@@ -70,12 +66,9 @@ def merge_group(patches: tf.Tensor, offsets: tf.Tensor, mask: tf.Tensor | None =
     return region, cov
 
 
-def reextract_group(region: tf.Tensor, offsets: tf.Tensor, N: int,
-                    ky: tf.Tensor | None = None, kx: tf.Tensor | None = None) -> tf.Tensor:
-    """Each member's N×N patch taken back out of the merged region (the inverse of the merge shift)."""
-    p = merge_pad(N)
-    shifted = fourier_shift(region[..., None, :, :], -offsets[..., 1], -offsets[..., 0], ky, kx)
-    return shifted[..., p:p + N, p:p + N]
+#: engine.physics.reextract_group: engine.physics.reextract_with's index maths around this module's fourier_shift
+#: (``reextract_group(region, offsets, N[, ky, kx])``, complex64).
+reextract_group = functools.partial(reextract_with, fourier_shift)
 
 
 def object_patches(amp: tf.Tensor, phase: tf.Tensor) -> tf.Tensor:
@@ -92,26 +85,15 @@ def forward_intensity(probe: tf.Tensor, obj: tf.Tensor, photon_scale: float = 1.
 
 
 def poisson_deviance(lam: tf.Tensor, n: tf.Tensor, valid: tf.Tensor | None = None) -> tf.Tensor:
-    """Mean of ``λ - n + xlogy(n, n / (λ + eps))``, evaluated in float64 for an exact reduction.
-
-    ``xlogy`` is 0 where n = 0 and so is its gradient there, which keeps the gradient ``1 - n/λ`` finite.
-    ``valid`` (N, N): the mean over valid pixels only (engine.physics.poisson_deviance); masked counts never read.
-    """
-    lam = tf.cast(lam, tf.float64)
-    n = tf.cast(n, tf.float64)
-    if valid is not None:
-        n = tf.where(_mask(valid, n), n, tf.zeros_like(n))
+    """engine.physics.poisson_deviance in float64, with ``xlogy``: 0 where n = 0 and so is its gradient there,
+    which keeps the gradient ``1 - n/λ`` finite. Masked counts are never read."""
+    lam, n = tf.cast(lam, tf.float64), _filled(n, valid, 0.0)
     return masked_mean(lam - n + tf.math.xlogy(n, n / (lam + LOSS_EPS)), valid)
 
 
 def amplitude_mae(lam: tf.Tensor, n: tf.Tensor, valid: tf.Tensor | None = None) -> tf.Tensor:
-    """Mean ``|sqrt(λ) - sqrt(n)|`` (sqrt-count units) over valid pixels; masked pixels read as 1 (finite sqrt
-    gradient) and are left out of the mean."""
-    lam = tf.cast(lam, tf.float64)
-    n = tf.cast(n, tf.float64)
-    if valid is not None:
-        m = _mask(valid, n)
-        lam, n = tf.where(m, lam, tf.ones_like(lam)), tf.where(m, n, tf.ones_like(n))
+    """engine.physics.amplitude_mae in float64; masked pixels read as 1 (a finite sqrt gradient)."""
+    lam, n = _filled(lam, valid, 1.0), _filled(n, valid, 1.0)
     return masked_mean(tf.abs(tf.sqrt(lam) - tf.sqrt(n)), valid)
 
 
@@ -119,12 +101,17 @@ def _mask(valid: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     return tf.broadcast_to(tf.cast(valid, tf.bool), tf.shape(like))
 
 
+def _filled(x: tf.Tensor, valid: tf.Tensor | None, value: float) -> tf.Tensor:
+    """``x`` in float64, ``value`` on the pixels outside ``valid`` (N, N): what the masked losses read there."""
+    x = tf.cast(x, tf.float64)
+    return x if valid is None else tf.where(_mask(valid, x), x, tf.constant(value, tf.float64))
+
+
 def masked_mean(term: tf.Tensor, valid: tf.Tensor | None) -> tf.Tensor:
     """Mean over the pixels where ``valid`` (N, N) is True (engine.physics.masked_mean)."""
     if valid is None:
         return tf.reduce_mean(term)
-    m = _mask(valid, term)
-    return tf.reduce_sum(tf.where(m, term, tf.zeros_like(term))) / tf.reduce_sum(tf.cast(m, tf.float64))
+    return tf.reduce_sum(_filled(term, valid, 0.0)) / tf.reduce_sum(tf.cast(_mask(valid, term), tf.float64))
 
 
 LOSSES = {"poisson": poisson_deviance, "mae": amplitude_mae}

@@ -6,12 +6,13 @@ grids ``ky``/``kx`` are ``np.fft.fftfreq`` values passed in as constants (same g
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 
-from engine.physics import COVERAGE_MIN, LOSS_EPS, merge_pad, merge_window
+from engine.physics import COVERAGE_MIN, LOSS_EPS, merge_pad, merge_window, reextract_with
 
 
 def fftfreq(n: int, device=None) -> torch.Tensor:
@@ -50,12 +51,7 @@ def pad_last2(a: torch.Tensor, p: int) -> torch.Tensor:
 
 def merge_group(patches: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor | None = None,
                 ky: torch.Tensor | None = None, kx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Coverage-weighted merge of a group's patches (..., C, N, N) into one region (..., R, R).
-
-    offsets (..., C, 2) as (dx, dy) from the group centre; mask (N, N) is each patch's weight (default
-    ``engine.physics.merge_window(N)``). ``region = Σ shift(w·O) / max(Σ shift(w), COVERAGE_MIN)``, exactly as
-    the oracle: normalised where covered, fading continuously to 0 below.
-    """
+    """engine.physics.merge_group → (region, coverage); ky/kx: the padded region's frequency grids (fftfreq(R))."""
     N = patches.shape[-1]
     if mask is None:
         mask = torch.from_numpy(merge_window(N)).to(patches.device)
@@ -68,12 +64,9 @@ def merge_group(patches: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor
     return region, cov
 
 
-def reextract_group(region: torch.Tensor, offsets: torch.Tensor, N: int,
-                    ky: torch.Tensor | None = None, kx: torch.Tensor | None = None) -> torch.Tensor:
-    """Each member's N×N patch taken back out of the merged region (the inverse of the merge shift)."""
-    p = merge_pad(N)
-    shifted = fourier_shift(region[..., None, :, :], -offsets[..., 1], -offsets[..., 0], ky, kx)
-    return shifted[..., p:p + N, p:p + N]
+#: engine.physics.reextract_group: engine.physics.reextract_with's index maths around this module's fourier_shift
+#: (``reextract_group(region, offsets, N[, ky, kx])``, complex64).
+reextract_group = functools.partial(reextract_with, fourier_shift)
 
 
 def forward_intensity(probe: torch.Tensor, obj: torch.Tensor, photon_scale: float = 1.0) -> torch.Tensor:
@@ -85,27 +78,16 @@ def forward_intensity(probe: torch.Tensor, obj: torch.Tensor, photon_scale: floa
 
 
 def poisson_deviance(lam: torch.Tensor, n: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of ``λ - n + n·log(n / (λ + eps))`` (0 where n = 0), evaluated in float64 for an exact reduction.
-
-    The n = 0 case uses a safe ratio instead of ``xlogy`` so that its gradient stays finite (1 - n/λ).
-    ``valid`` (N, N): the mean over valid pixels only (engine.physics.poisson_deviance); masked counts never read.
-    """
-    lam = lam.to(torch.float64)
-    n = n.to(torch.float64)
-    if valid is not None:
-        n = torch.where(_mask(valid, n), n, torch.zeros_like(n))
+    """engine.physics.poisson_deviance in float64. The n = 0 case uses a safe ratio instead of ``xlogy`` so that
+    its gradient stays finite (1 - n/λ). Masked counts are never read."""
+    lam, n = lam.to(torch.float64), _filled(n, valid, 0.0)
     ratio = torch.where(n > 0, n, torch.ones_like(n)) / (lam + LOSS_EPS)
     return masked_mean(lam - n + n * torch.log(ratio), valid)
 
 
 def amplitude_mae(lam: torch.Tensor, n: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean ``|sqrt(λ) - sqrt(n)|`` (sqrt-count units) over valid pixels; masked pixels read as 1 (finite sqrt
-    gradient) and are left out of the mean."""
-    lam = lam.to(torch.float64)
-    n = n.to(torch.float64)
-    if valid is not None:
-        m = _mask(valid, n)
-        lam, n = torch.where(m, lam, torch.ones_like(lam)), torch.where(m, n, torch.ones_like(n))
+    """engine.physics.amplitude_mae in float64; masked pixels read as 1 (a finite sqrt gradient)."""
+    lam, n = _filled(lam, valid, 1.0), _filled(n, valid, 1.0)
     return masked_mean(torch.abs(torch.sqrt(lam) - torch.sqrt(n)), valid)
 
 
@@ -113,12 +95,17 @@ def _mask(valid: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return valid.to(device=like.device, dtype=torch.bool).expand(like.shape)
 
 
+def _filled(x: torch.Tensor, valid: torch.Tensor | None, value: float) -> torch.Tensor:
+    """``x`` in float64, ``value`` on the pixels outside ``valid`` (N, N): what the masked losses read there."""
+    x = x.to(torch.float64)
+    return x if valid is None else torch.where(_mask(valid, x), x, torch.full_like(x, value))
+
+
 def masked_mean(term: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """Mean over the pixels where ``valid`` (N, N) is True (engine.physics.masked_mean)."""
     if valid is None:
         return torch.mean(term)
-    m = _mask(valid, term)
-    return torch.where(m, term, torch.zeros_like(term)).sum() / m.sum().to(torch.float64)
+    return _filled(term, valid, 0.0).sum() / _mask(valid, term).sum().to(torch.float64)
 
 
 LOSSES = {"poisson": poisson_deviance, "mae": amplitude_mae}
