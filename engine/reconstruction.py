@@ -305,7 +305,7 @@ def default_method(bundle: str | None) -> str:
 
 
 def check_request(data: str, method: str | None, bundle: str | None, backend: str | None, epochs: int | None,
-                  refine_probe: bool, batch_size: int | None = None, options=None):
+                  refine_probe: bool, batch_size: int | None = None, options=None, regularization: float | None = None):
     """(request, dataset, bundle or None) — every bad input is an InputError naming the option or file."""
     from engine import refine as R
     from engine.backends import canonical_name
@@ -320,14 +320,16 @@ def check_request(data: str, method: str | None, bundle: str | None, backend: st
     if method in ("pinn", "hybrid") and not bundle:
         raise InputError("--bundle", None, f"a model bundle for --method {method} (the network's reconstruction); "
                          "without one use --method iterative")
-    if method == "pinn" and (epochs is not None or refine_probe):
-        raise InputError("--epochs" if epochs is not None else "--refine-probe", None,
-                         "no refinement options with --method pinn (use hybrid or iterative)")
+    given = [o for o, v in (("--epochs", epochs), ("--refine-probe", refine_probe or None),
+                            ("--regularization", regularization)) if v is not None]
+    if method == "pinn" and given:
+        raise InputError(given[0], None, "no refinement options with --method pinn (use hybrid or iterative)")
     name = canonical_name(backend)
     try:
-        cfg = R.RefineConfig(**({"epochs": epochs} if epochs is not None else {}), refine_probe=refine_probe)
+        chosen = {k: v for k, v in (("epochs", epochs), ("regularization", regularization)) if v is not None}
+        cfg = R.RefineConfig(**chosen, refine_probe=refine_probe)
     except ConfigError as exc:
-        raise InputError({"epochs": "--epochs"}.get(exc.key, exc.key), None, exc.expected) from None
+        raise InputError(f"--{exc.key}", None, exc.expected) from None
     if batch_size is not None:
         try:
             InferenceConfig(batch_size=batch_size)

@@ -203,6 +203,7 @@ def test_bad_reconstruct_input_exits_2_with_one_line(tmp_path: Path):
     _one_line(_cli("reconstruct", str(TEST), "--method", "hybrid", "--runs", str(runs)), "--bundle", "iterative")
     _one_line(_cli("reconstruct", str(TEST), "--method", "magic", "--runs", str(runs)), "--method")
     _one_line(_cli("reconstruct", str(TEST), "--epochs", "0", "--runs", str(runs)), "--epochs")
+    _one_line(_cli("reconstruct", str(TEST), "--regularization", "0", "--runs", str(runs)), "--regularization")
     with np.load(TEST) as z:
         np.savez(tmp_path / "no_probe.npz", **{k: z[k] for k in z.files if k != "probeGuess"})
     _one_line(_cli("reconstruct", str(tmp_path / "no_probe.npz"), "--runs", str(runs)), "probeGuess")
@@ -220,11 +221,12 @@ def test_bad_reconstruct_input_exits_2_with_one_line(tmp_path: Path):
 def test_reconstruct_iterative_writes_a_complete_run(backend, tmp_path: Path):
     runs = tmp_path / "runs"
     proc = _cli("reconstruct", str(TEST), "--epochs", "3", "--backend", backend, "--runs", str(runs),
-                "--events", str(tmp_path / "ev.jsonl"))
+                "--events", str(tmp_path / "ev.jsonl"), "--regularization", "0.5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = list(runs.iterdir())
     record = json.loads((run / "run.json").read_text())
     assert record["kind"] == "reconstruct" and record["config"]["method"] == "iterative"
+    assert record["config"]["refine"]["regularization"] == 0.5  # --regularization reaches the refinement
     for name in ("recon.npz", "metrics.json", "amplitude.png", "phase.png", "product.h5", "product.cxi"):
         assert (run / name).is_file(), name
     with np.load(run / "recon.npz") as z:

@@ -33,6 +33,11 @@ def register(app: typer.Typer) -> None:
                                         "scan in well under 30 s on 2 cores)."),
         refine_probe: bool = typer.Option(False, "--refine-probe",
                                           help="Refine the probe too (after 2 object-only epochs)."),
+        regularization: float = typer.Option(None, "--regularization", metavar="BETA",
+                                             help="rPIE's β in (0, 1]: how much the step is damped where the probe "
+                                                  "lights the object weakly (default 0.1). Raise it for low-dose "
+                                                  "scans: at 1e5 photons per pattern 0.5 stops the refinement "
+                                                  "fitting noise (docs/refinement.md)."),
         backend: str = typer.Option(DEFAULT_BACKEND, "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch)."),
         batch_size: int = typer.Option(None, "--batch-size", help="Network inference batch (default: the bundle's)."),
@@ -42,7 +47,8 @@ def register(app: typer.Typer) -> None:
         """Reconstruct a scan with the network, by iterative refinement, or both (hybrid)."""
         from engine.reconstruction import check_request, reconstruct_job
 
-        request, ds, b = check_request(data, method, bundle, backend, epochs, refine_probe, batch_size, scan)
+        request, ds, b = check_request(data, method, bundle, backend, epochs, refine_probe, batch_size, scan,
+                                       regularization)
         code = reconstruct_job(request, ds, b, job.runs, job.events, job.events_fd, human=job.human,
                                native_log=native_log(ctx))
         raise typer.Exit(code)
