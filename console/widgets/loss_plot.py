@@ -15,9 +15,13 @@ import numpy as np
 from textual_plot import HiResMode, PlotWidget
 from textual_plot.axis_formatter import AxisFormatter, NumericAxisFormatter
 
+from engine.backends import BACKENDS, SHORT_LABELS  # the registry: stdlib only
+
+#: Per backend, in registry order: (train, val) colours of its curves when two backends share a plot.
+_BACKEND_STYLES = (("bold #4fc3f7", "bold #81d4fa"), ("bold #ff8a65", "bold #ffcc80"))
 SERIES_STYLES = {"train": "bold #4fc3f7", "val": "bold #ffb74d", "refine": "bold #ce93d8",
-                 "TF train": "bold #4fc3f7", "TF val": "bold #81d4fa", "PyTorch train": "bold #ff8a65",
-                 "PyTorch val": "bold #ffcc80"}
+                 **{f"{SHORT_LABELS[name]} {split}": style for name, styles in zip(BACKENDS, _BACKEND_STYLES)
+                    for split, style in zip(("train", "val"), styles)}}
 _MANTISSAS = ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), tuple(range(1, 10)))
 
 
