@@ -345,6 +345,8 @@ def check_request(data: str, method: str | None, bundle: str | None, backend: st
                          f"N), got {ds.N}")
     if method != "pinn":
         _check_refinable(data, ds, cfg)
+        if regularization is None:  # the dose decides (engine.refine.default_regularization)
+            cfg = replace(cfg, regularization=R.default_regularization(ds.measured))
     return ReconstructRequest(str(data), method, bundle, name, cfg, batch_size), ds, b
 
 

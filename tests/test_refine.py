@@ -300,3 +300,19 @@ def test_hybrid_start_drops_the_network_phase_only_for_a_self_twin_probe_at_grid
     for probe, gridsize in ((disk, 2), (defocused, 1)):
         start, why = R.hybrid_start(obj, probe, gridsize)
         assert why is None and start is obj
+
+
+def test_default_regularization_damps_low_dose_scans_only():
+    """β 0.1 for a bright scan (the fixtures: 1e9 photons per pattern), 0.5 below LOW_DOSE_COUNTS, where β 0.1 fits the
+    noise (docs/refinement.md); the threshold is on the mean photon count per pattern."""
+    from engine import refine as R
+
+    with np.load(TEST) as z:
+        amp = np.asarray(z["diffraction"], np.float64)
+    counts = float(np.mean(np.sum(amp**2, axis=(-2, -1))))
+    assert counts > 10 * R.LOW_DOSE_COUNTS
+    assert R.default_regularization(amp) == R.RefineConfig().regularization == 0.1
+    dim = amp * np.sqrt(1e5 / counts)  # the same scan at 1e5 photons per pattern
+    assert R.default_regularization(dim) == R.LOW_DOSE_BETA == 0.5
+    edge = amp * np.sqrt(R.LOW_DOSE_COUNTS * 1.01 / counts)
+    assert R.default_regularization(edge) == 0.1

@@ -35,9 +35,9 @@ def register(app: typer.Typer) -> None:
                                           help="Refine the probe too (after 2 object-only epochs)."),
         regularization: float = typer.Option(None, "--regularization", metavar="BETA",
                                              help="rPIE's β in (0, 1]: how much the step is damped where the probe "
-                                                  "lights the object weakly (default 0.1). Raise it for low-dose "
-                                                  "scans: at 1e5 photons per pattern 0.5 stops the refinement "
-                                                  "fitting noise (docs/refinement.md)."),
+                                                  "lights the object weakly. Default: 0.1, or 0.5 for a scan with "
+                                                  "under 3e6 photons per pattern, where 0.1 fits the noise "
+                                                  "(docs/refinement.md); the run records the value used."),
         backend: str = typer.Option(DEFAULT_BACKEND, "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch)."),
         batch_size: int = typer.Option(None, "--batch-size", help="Network inference batch (default: the bundle's)."),
