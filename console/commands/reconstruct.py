@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         job: JobStream = JOB_IN_WORKER,
     ) -> None:
         """Reconstruct a scan with the network, by iterative refinement, or both (hybrid)."""
-        from engine.reconstruction import check_request, reconstruct_job
+        from engine.reconstruct_request import check_request
+        from engine.reconstruction import reconstruct_job
 
         request, ds, b = check_request(data, method, bundle, backend, epochs, refine_probe, batch_size, scan,
                                        regularization)

@@ -35,8 +35,8 @@ GRACE_S = 5.0
 REQUEST_TIMEOUT_S = 5.0
 #: What every inference or reconstruction imports (besides the frameworks): imported once, in the parent.
 WARM_MODULES = ("numpy", "scipy.fft", "scipy.optimize", "scipy.ndimage", "skimage.registration", "h5py",
-                "engine.pipeline", "engine.reconstruction", "engine.metrics", "engine.product", "engine.preview",
-                "engine.refine", "engine.display", "console.cli")
+                "engine.pipeline", "engine.reconstruction", "engine.reconstruct_request", "engine.metrics",
+                "engine.product", "engine.preview", "engine.refine", "engine.display", "console.cli")
 
 
 def warm(backends: list[str]) -> list[str]:
