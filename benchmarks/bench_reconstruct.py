@@ -1,7 +1,7 @@
 """Time-to-quality of `iterative` and `hybrid` reconstruction, each backend, at 1e9 and 1e5 photons (docs/refinement.md).
 
-    python benchmarks/bench_reconstruct.py [--data-dir DIR] [--bundle-1e9 B] [--bundle-1e5 B] [--epochs 60]
-        [--backends tensorflow,torch] [--doses 1e9,1e5] [--methods iterative,hybrid]
+    python benchmarks/bench_reconstruct.py [--data-dir DIR] [--bundle-1e9 B] [--bundle-1e5 B] [--epochs E]
+        [--backends tensorflow,torch] [--doses 1e9,1e5] [--methods iterative,hybrid] [--ptychi-python PY]
 
 The benchmark scans are simulated with `pinnacle simulate` (as TARGETS.md describes: band-limited "lines" object
 232², disk probe, N 64, random positions; a 1024-position training scan and a separate 256-position held-out scan
@@ -11,7 +11,9 @@ the CLI defaults on the training scan (TensorFlow) and reused from --data-dir af
 Each (backend, method, dose) runs in its own child process (one framework per process). The child refines and, at
 chosen epochs, copies the object out; metrics (engine.metrics.evaluate: complex FRC50 and NRMSE, phase and
 amplitude SSIM) are computed after the run, outside the timed loop. Seconds are refinement seconds (the engine's
-own epoch times); `hybrid` adds the network's inference and stitching. With --ptychi-python, pty-chi's LSQML
+own epoch times, the first included); `hybrid` adds the network's inference and stitching. Each run refines with the rPIE β
+that `pinnacle reconstruct` would choose for the scan's dose (engine.refine.default_regularization) and prints its
+epoch times: the first (compilation, first calls) apart from the median of the rest, compared across backends. With --ptychi-python, pty-chi's LSQML
 runs on the same scan in the same benchmark (benchmarks/ptychi_lsqml.py in the Python given by --ptychi-python,
 an environment of its own: scripts/ptychi_env.sh) and its curve is printed beside ours.
 Prints the curves, the TARGETS figures and the load average; nothing is asserted.
@@ -31,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SNAPSHOTS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50, 60, 80, 100, 150, 200)
+SNAPSHOTS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50, 60, 70, 80, 100, 150, 200)
 SCANS = {"train": ("1024", "11"), "test": ("256", "12")}
 
 
@@ -89,7 +91,8 @@ def child(backend: str, method: str, data: str, bundle: str | None, epochs: int,
 
     module = load_backend(backend)
     ds = load_dataset(data)
-    cfg = R.RefineConfig(epochs=epochs)
+    # rPIE's β as `pinnacle reconstruct` chooses it for this scan's dose (engine.refine.default_regularization)
+    cfg = R.RefineConfig(epochs=epochs, regularization=R.default_regularization(ds.measured))
     start_seconds, start_obj, weight = 0.0, None, None
     shape, origin = stitch_grid(ds)
     if method == "hybrid":
@@ -116,6 +119,7 @@ def child(backend: str, method: str, data: str, bundle: str | None, epochs: int,
                              valid=ds.valid)
     first = R.start_object(shape, cfg.margin, start_obj, weight)
     snaps = {"epoch": [0], "seconds": [start_seconds], "objects": [R.crop_object(first, cfg.margin)]}
+    epoch_seconds: list[float] = []
 
     class Hooks:
         elapsed = start_seconds
@@ -126,6 +130,7 @@ def child(backend: str, method: str, data: str, bundle: str | None, epochs: int,
 
         def on_epoch_end(self, epoch, loss, seconds, rate, state):
             self.elapsed += seconds
+            epoch_seconds.append(seconds)
             if epoch + 1 in SNAPSHOTS or epoch + 1 == epochs:
                 snaps["epoch"].append(epoch + 1)
                 snaps["seconds"].append(self.elapsed)
@@ -133,7 +138,8 @@ def child(backend: str, method: str, data: str, bundle: str | None, epochs: int,
 
     module.refine(problem, R.RefineState(first, (ds.probe * np.float32(s)).astype(np.complex64)), cfg, Hooks())
     np.savez(out, epoch=np.array(snaps["epoch"]), seconds=np.array(snaps["seconds"]),
-             objects=np.stack(snaps["objects"]), origin=np.array(origin))
+             objects=np.stack(snaps["objects"]), origin=np.array(origin), epoch_seconds=np.array(epoch_seconds),
+             regularization=np.array(cfg.regularization))
 
 
 # --------------------------------------------------------------------------------------------------- parent
@@ -146,11 +152,23 @@ def curve(path: Path, truth_data: Path) -> list[dict]:
     with np.load(path) as z:
         origin = tuple(int(v) for v in z["origin"])
         for epoch, seconds, obj in zip(z["epoch"], z["seconds"], z["objects"]):
-            m = evaluate(obj, origin, ds.object, ds.positions, ds.N)
+            # with the scan's probe, as every job evaluates: only the pixels a pattern lit count (docs/metrics.md)
+            m = evaluate(obj, origin, ds.object, ds.positions, ds.N, ds.probe)
             rows.append({"epoch": int(epoch), "seconds": float(seconds), "frc50": m["complex"]["frc50_crossing"],
                          "nrmse": m["complex"]["nrmse"], "phase_ssim": m["phase"]["ssim"],
                          "amplitude_ssim": m["amplitude"]["ssim"]})
     return rows
+
+
+def speed(path: Path) -> dict | None:
+    """A child's refinement speed: its first epoch (compilation, first calls) apart from the median of the rest,
+    and its rPIE β; None for a run that does not record them (pty-chi)."""
+    with np.load(path) as z:
+        if "epoch_seconds" not in z:
+            return None
+        sec = z["epoch_seconds"]
+        return {"first": float(sec[0]), "median": float(np.median(sec[1:])) if len(sec) > 1 else float(sec[0]),
+                "total": float(sec.sum()), "beta": float(z["regularization"])}
 
 
 def run_child(args: list[str], out: Path) -> None:
@@ -190,7 +208,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=str(ROOT / "bench-data"))
     ap.add_argument("--bundle-1e9")
     ap.add_argument("--bundle-1e5")
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, help="refinement epochs (default: `pinnacle reconstruct`'s)")
     ap.add_argument("--backends", default="tensorflow,torch")
     ap.add_argument("--doses", default="1e9,1e5")
     ap.add_argument("--methods", default="iterative,hybrid")
@@ -208,10 +226,14 @@ def main() -> None:
         child(backend, method, data, None if bundle == "-" else bundle, int(epochs), args.out)
         return
 
+    if args.epochs is None:
+        from engine.refine import RefineConfig
+        args.epochs = RefineConfig().epochs
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     print(f"bench_reconstruct: {load()}, {os.cpu_count()} CPUs", flush=True)
     results: dict[str, list[dict]] = {}
+    speeds: dict[str, dict] = {}
     for dose in args.doses.split(","):
         files = scans(data_dir, dose, args.defocus)
         bundle = bundle_for(data_dir, dose, files["train"], getattr(args, f"bundle_{dose}", None), args.defocus) \
@@ -229,6 +251,10 @@ def main() -> None:
                            str(args.epochs)], out)
             rows = curve(out, files["test"])
             results[f"{dose} {backend} {method}"] = rows
+            if (sp := speed(out)) is not None:
+                speeds[f"{dose} {backend} {method}"] = sp
+                print(f"  rPIE β {sp['beta']:g}; epoch seconds: first {sp['first']:.2f}, then median {sp['median']:.3f}; "
+                      f"refinement {sp['total']:.2f} s")
             print(f"  {'epoch':>5} {'seconds':>8} {'cFRC50':>7} {'cNRMSE':>7} {'phase SSIM':>10} {'amp SSIM':>8}")
             for r in rows:
                 print(f"  {r['epoch']:>5} {r['seconds']:>8.2f} {fmt(r['frc50'], '.1f'):>7} {r['nrmse']:>7.4f} "
@@ -257,8 +283,16 @@ def main() -> None:
                 ratio = f"{reach['epoch'] / it[-1]['epoch']:.2f}" if reach else "not reached"
                 print(f"  {dose} {backend:10s} hybrid reaches iterative's final cNRMSE {target:.4f} at epoch "
                       f"{reach['epoch'] if reach else '-'} of {it[-1]['epoch']}: ratio {ratio}")
+    backends = args.backends.split(",")
+    for dose in args.doses.split(","):
+        for method in args.methods.split(","):
+            got = {b: speeds[f"{dose} {b} {method}"] for b in backends if f"{dose} {b} {method}" in speeds}
+            if len(got) > 1:
+                fast = min(v["median"] for v in got.values())
+                print(f"  {dose} {method} refinement speed (median epoch after the first; total): " + ", ".join(
+                    f"{b} {v['median']:.3f} s ({v['median'] / fast:.2f}x; {v['total']:.2f} s)" for b, v in got.items()))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        Path(args.json).write_text(json.dumps({"curves": results, "speeds": speeds}, indent=1))
 
 
 if __name__ == "__main__":

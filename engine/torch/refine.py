@@ -95,8 +95,12 @@ class Refiner:
         p = probe.detach().requires_grad_(with_probe)
         F = self.far_field(o, p, sel)
         dF, dev = self.far_field_gradient(F.detach(), sel)
-        # autograd's complex convention: the gradient passed in and returned is 2·∂L/∂z*
-        grads = torch.autograd.grad(F, [o, p] if with_probe else [o], grad_outputs=2 * dF)
+        # autograd's complex convention: the gradient returned is 2·∂L/∂z*. The vector–Jacobian product with
+        # v = 2·dF is taken as the gradient of the real scalar Re Σ conj(v)·F (the same product, bit for bit):
+        # passing ``grad_outputs`` instead makes torch import sympy on its first call (0.4 s, most of a short
+        # refinement's first epoch).
+        surrogate = (torch.conj(2 * dF) * F).real.sum()
+        grads = torch.autograd.grad(surrogate, [o, p] if with_probe else [o])
         return grads[0] / 2, (grads[1] / 2 if with_probe else None), dev
 
     def gradients(self, obj: torch.Tensor, probe: torch.Tensor, sel: np.ndarray
