@@ -10,8 +10,9 @@
 3. Per-pattern ambiguities: how far the probe is from the twin condition P(r) = conj(P(−r)) (0: every pattern is
    equally well explained by the object and by its twin conj(O(−r))), and how different a patch is from its twin.
 4. With --bundle: the network's input scale, its head outputs on held-out patterns, and how far each predicted
-   patch is from the truth and from the truth's twin (a network that cannot tell them apart sits in between). And the
-   hidden units never positive on those patterns, per layer (with plain ReLU such a unit is dead: no gradient).
+   patch is from the truth and from the truth's twin (a network that cannot tell them apart sits in between); the
+   contrast of its amplitude and phase detail against the truth's (slope of predicted on true); and the hidden
+   units never positive on those patterns, per layer (with plain ReLU such a unit is dead: no gradient).
 5. With --train-epochs (PyTorch): per-layer gradient norms over a short training run.
 Nothing is asserted; the figures are printed with the load average.
 """
@@ -114,7 +115,25 @@ def network(bundle_path: str, ds, backend: str) -> None:
     print(f"   amplitude head on the centre: min {amp.min():.3f}, median {np.median(amp):.3f}, max {amp.max():.3f}")
     print(f"   predicted patch vs truth: median {np.median(d0):.3f}; vs the truth's twin {np.median(d1):.3f}; "
           f"closer to the twin: {int(np.sum(d1 < d0))} of {len(d0)} patches")
+    ka, ca, kp, cp = contrast(pred, truth, centre & (w > 0.01 * w.max()))
+    print(f"   contrast on the lit centre (slope of predicted on true, per-patch means removed; 1 = full contrast): "
+          f"amplitude {ka:.3f} (correlation {ca:.3f}), phase {kp:.3f} (correlation {cp:.3f})")
     dead_units(cfg.model, b.weights, x[:128])
+
+
+def contrast(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> tuple[float, float, float, float]:
+    """(amplitude slope, correlation, phase slope, correlation) of the predicted patches against the true ones on
+    ``mask``, pooled over patches after removing each patch's mean (and, for the phase, its global phase offset):
+    a slope below 1 is detail the network predicts too faintly, whatever its shape."""
+    def slope(a: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+        a = a - a.mean(axis=1, keepdims=True)
+        t = t - t.mean(axis=1, keepdims=True)
+        at, tt, aa = float(np.sum(a * t)), float(np.sum(t * t)), float(np.sum(a * a))
+        return at / tt, at / np.sqrt(tt * aa)
+
+    p, t = pred[:, mask], truth[:, mask]
+    offset = np.exp(-1j * np.angle(np.sum(p * np.conj(t), axis=1, keepdims=True)))  # per-patch global phase
+    return (*slope(np.abs(p), np.abs(t)), *slope(np.angle(p * offset * np.conj(t)) + np.angle(t), np.angle(t)))
 
 
 def dead_units(model_cfg, weights, x: np.ndarray) -> None:
