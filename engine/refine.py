@@ -64,7 +64,7 @@ class RefineConfig:
     batch_size: int = 32
     step: float = 1.0  # α: 1 is ePIE's full projection near the solution
     regularization: float = 0.1  # β of rPIE's (1 − β)·I + β·max I
-    momentum: float = 0.5  # η of the epoch-level (mPIE) momentum; 0 turns it off
+    momentum: float = 0.6  # η of the epoch-level (mPIE) momentum; 0 turns it off (0.5 → 0.6: docs/refinement.md)
     margin: int = 8  # free padding of the object grid, and the window margin of the sub-pixel shift
     refine_probe: bool = False
     probe_start: int = 2  # epochs of object-only updates before the probe moves too
