@@ -11,11 +11,12 @@ the CLI defaults on the training scan (TensorFlow) and reused from --data-dir af
 Each (backend, method, dose) runs in its own child process (one framework per process). The child refines and, at
 chosen epochs, copies the object out; metrics (engine.metrics.evaluate: complex FRC50 and NRMSE, phase and
 amplitude SSIM) are computed after the run, outside the timed loop. Seconds are refinement seconds (the engine's
-own epoch times, the first included); `hybrid` adds the network's inference and stitching. Each run refines with the rPIE β
-that `pinnacle reconstruct` would choose for the scan's dose (engine.refine.default_regularization) and prints its
-epoch times: the first (compilation, first calls) apart from the median of the rest, compared across backends. With --ptychi-python, pty-chi's LSQML
-runs on the same scan in the same benchmark (benchmarks/ptychi_lsqml.py in the Python given by --ptychi-python,
-an environment of its own: scripts/ptychi_env.sh) and its curve is printed beside ours.
+own epoch times, the first included); `hybrid` adds the network's inference and stitching. Each run refines with
+the rPIE β that `pinnacle reconstruct` would choose for the scan's dose (engine.refine.default_regularization) and
+prints its epoch times: the first (compilation, first calls) apart from the median of the rest, compared across
+backends. With --ptychi-python, pty-chi's LSQML runs on the same scan in the same benchmark
+(benchmarks/ptychi_lsqml.py in the Python given by --ptychi-python, an environment of its own:
+scripts/ptychi_env.sh) and its curve is printed beside ours.
 Prints the curves, the TARGETS figures and the load average; nothing is asserted.
 """
 from __future__ import annotations
@@ -253,8 +254,8 @@ def main() -> None:
             results[f"{dose} {backend} {method}"] = rows
             if (sp := speed(out)) is not None:
                 speeds[f"{dose} {backend} {method}"] = sp
-                print(f"  rPIE β {sp['beta']:g}; epoch seconds: first {sp['first']:.2f}, then median {sp['median']:.3f}; "
-                      f"refinement {sp['total']:.2f} s")
+                print(f"  rPIE β {sp['beta']:g}; epoch seconds: first {sp['first']:.2f}, then median "
+                      f"{sp['median']:.3f}; refinement {sp['total']:.2f} s")
             print(f"  {'epoch':>5} {'seconds':>8} {'cFRC50':>7} {'cNRMSE':>7} {'phase SSIM':>10} {'amp SSIM':>8}")
             for r in rows:
                 print(f"  {r['epoch']:>5} {r['seconds']:>8.2f} {fmt(r['frc50'], '.1f'):>7} {r['nrmse']:>7.4f} "
@@ -289,8 +290,9 @@ def main() -> None:
             got = {b: speeds[f"{dose} {b} {method}"] for b in backends if f"{dose} {b} {method}" in speeds}
             if len(got) > 1:
                 fast = min(v["median"] for v in got.values())
-                print(f"  {dose} {method} refinement speed (median epoch after the first; total): " + ", ".join(
-                    f"{b} {v['median']:.3f} s ({v['median'] / fast:.2f}x; {v['total']:.2f} s)" for b, v in got.items()))
+                rates = ", ".join(f"{b} {v['median']:.3f} s ({v['median'] / fast:.2f}x; {v['total']:.2f} s)"
+                                  for b, v in got.items())
+                print(f"  {dose} {method} refinement speed (median epoch after the first; total): {rates}")
     if args.json:
         Path(args.json).write_text(json.dumps({"curves": results, "speeds": speeds}, indent=1))
 
