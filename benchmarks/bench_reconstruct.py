@@ -12,10 +12,10 @@ Each (backend, method, dose) runs in its own child process (one framework per pr
 chosen epochs, copies the object out; metrics (engine.metrics.evaluate: complex FRC50 and NRMSE, phase and
 amplitude SSIM) are computed after the run, outside the timed loop. Seconds are refinement seconds (the engine's
 own epoch times, the first included); `hybrid` adds the network's inference and stitching. Each run refines with
-the rPIE β that `pinnacle reconstruct` would choose for the scan's dose (engine.refine.default_regularization) and
-prints its epoch times: the first (compilation, first calls) apart from the median of the rest, compared across
-backends. With --ptychi-python, pty-chi's LSQML runs on the same scan in the same benchmark
-(benchmarks/ptychi_lsqml.py in the Python given by --ptychi-python, an environment of its own:
+the settings `pinnacle reconstruct` would choose for the scan's dose (engine.refine.for_dose: rPIE's β and the
+low-frequency phase momentum) and prints its epoch times: the first (compilation, first calls) apart from the
+median of the rest, compared across backends. With --ptychi-python, pty-chi's LSQML runs on the same scan in the
+same benchmark (benchmarks/ptychi_lsqml.py in the Python given by --ptychi-python, an environment of its own:
 scripts/ptychi_env.sh) and its curve is printed beside ours.
 Prints the curves, the TARGETS figures and the load average; nothing is asserted.
 """
@@ -92,8 +92,8 @@ def child(backend: str, method: str, data: str, bundle: str | None, epochs: int,
 
     module = load_backend(backend)
     ds = load_dataset(data)
-    # rPIE's β as `pinnacle reconstruct` chooses it for this scan's dose (engine.refine.default_regularization)
-    cfg = R.RefineConfig(epochs=epochs, regularization=R.default_regularization(ds.measured))
+    # β and the low-frequency phase momentum as `pinnacle reconstruct` chooses them (engine.refine.for_dose)
+    cfg = R.for_dose(R.RefineConfig(epochs=epochs), ds.measured)
     start_seconds, start_obj, weight = 0.0, None, None
     shape, origin = stitch_grid(ds)
     if method == "hybrid":

@@ -2,7 +2,7 @@
 and the scan (engine/reconstruction.py runs it). Every bad input is an InputError naming the option or file."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,8 +68,7 @@ def check_request(data: str, method: str | None, bundle: str | None, backend: st
                          f"N), got {ds.N}")
     if method != "pinn":
         _check_refinable(data, ds, cfg)
-        if regularization is None:  # the dose decides (engine.refine.default_regularization)
-            cfg = replace(cfg, regularization=R.default_regularization(ds.measured))
+        cfg = R.for_dose(cfg, ds.measured, keep_regularization=regularization is not None)
     return ReconstructRequest(str(data), method, bundle, name, cfg, batch_size), ds, b
 
 

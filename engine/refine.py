@@ -49,11 +49,25 @@ LOW_DOSE_COUNTS = 3e6
 LOW_DOSE_BETA = 0.5
 
 
+def _low_dose(measured: np.ndarray) -> bool:
+    """Whether the mean photon count per pattern of ``measured`` (M, N, N amplitudes) is below LOW_DOSE_COUNTS."""
+    return float(np.mean(np.sum(np.square(measured, dtype=np.float64), axis=(-2, -1)))) < LOW_DOSE_COUNTS
+
+
 def default_regularization(measured: np.ndarray) -> float:
     """rPIE's β for a scan whose measured amplitudes are ``measured`` (M, N, N): RefineConfig's 0.1, or
     LOW_DOSE_BETA when the mean photon count per pattern is below LOW_DOSE_COUNTS."""
-    counts = float(np.mean(np.sum(np.square(measured, dtype=np.float64), axis=(-2, -1))))
-    return LOW_DOSE_BETA if counts < LOW_DOSE_COUNTS else RefineConfig.regularization
+    return LOW_DOSE_BETA if _low_dose(measured) else RefineConfig.regularization
+
+
+def for_dose(cfg: "RefineConfig", measured: np.ndarray, keep_regularization: bool = False) -> "RefineConfig":
+    """``cfg`` with what the scan's dose decides: rPIE's β (``default_regularization``, unless the operator chose
+    one) and, below LOW_DOSE_COUNTS, no low-frequency phase momentum — at 3e5 and 1e5 photons it reaches its best
+    object sooner and then walks the weakly measured smooth phase away from it (docs/refinement.md)."""
+    from dataclasses import replace
+
+    beta = cfg.regularization if keep_regularization else default_regularization(measured)
+    return replace(cfg, regularization=beta, low_frequency_gain=0.0 if _low_dose(measured) else cfg.low_frequency_gain)
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,7 @@ class RefineConfig:
     step: float = 1.0  # α: 1 is ePIE's full projection near the solution
     regularization: float = 0.1  # β of rPIE's (1 − β)·I + β·max I
     momentum: float = 0.6  # η of the epoch-level (mPIE) momentum; 0 turns it off (0.5 → 0.6: docs/refinement.md)
+    low_frequency_gain: float = 2.0  # γ of the low-frequency phase momentum (PhaseLowpass); 0 turns it off
     margin: int = 8  # free padding of the object grid, and the window margin of the sub-pixel shift
     refine_probe: bool = False
     probe_start: int = 2  # epochs of object-only updates before the probe moves too
@@ -77,6 +92,8 @@ class RefineConfig:
         require(isinstance(self.regularization, (int, float)) and 0 < self.regularization <= 1,
                "regularization", "a number in (0, 1]")
         require(isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
+        require(isinstance(self.low_frequency_gain, (int, float)) and 0 <= self.low_frequency_gain <= 10,
+                "low_frequency_gain", "a number from 0 to 10")
         require(isinstance(self.margin, int) and 0 <= self.margin <= 64, "margin", "an integer from 0 to 64")
         require(isinstance(self.probe_start, int) and self.probe_start >= 0, "probe_start", "an integer >= 0")
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
@@ -315,6 +332,62 @@ class StepControl:
         return "keep"
 
 
+def probe_radius(probe: np.ndarray) -> float:
+    """RMS radius (px) of the probe's intensity about its centroid (a disk of radius r: r/√2)."""
+    p2 = np.abs(np.asarray(probe, np.complex128)) ** 2
+    yy, xx = np.mgrid[:p2.shape[0], :p2.shape[1]]
+    total = max(float(p2.sum()), 1e-300)
+    cy, cx = float((yy * p2).sum()) / total, float((xx * p2).sum()) / total
+    return float(np.sqrt((((yy - cy) ** 2 + (xx - cx) ** 2) * p2).sum() / total))
+
+
+@dataclass(frozen=True)
+class PhaseLowpass:
+    """The low-frequency phase momentum, shared by every engine (numpy, once per epoch: a cheap grid operation).
+
+    Why: the slow tail of every refinement is smooth phase error (docs/refinement.md). A phase that varies little
+    across the probe changes each pattern hardly at all — a constant phase not at all, a gentle one only through its
+    gradient — so the per-pixel update moves it by a fraction of what it moves fine detail, epoch after epoch. After
+    each epoch the phase change the epoch made (angle(O·conj(O_begin)) on the lit pixels) is low-passed with a
+    Gaussian of the probe's RMS radius (illumination-weighted, so the unlit padding does not pull it to zero), it
+    accumulates in its own velocity u = η·u + lowpass(Δφ), and the lit pixels turn by exp(i·γ·u): the smooth
+    component, which the data constrain weakly and consistently, is carried on γ times further; fine detail is left
+    to the per-pixel step. Measured on the benchmark scan (1e9, 60 epochs, from flat): complex NRMSE 0.0146 → 0.0064.
+    """
+
+    mask: np.ndarray  # (H, W) bool: lit pixels (momentum_mask)
+    weight: np.ndarray  # (H, W) float64: the scan's illumination on the lit pixels, 0 elsewhere
+    norm: np.ndarray  # (H, W) float64: the low-passed weight (the normalised convolution's denominator)
+    sigma: float
+
+    @classmethod
+    def of(cls, problem: RefineProblem, probe: np.ndarray) -> "PhaseLowpass":
+        from scipy.ndimage import gaussian_filter
+
+        mask = momentum_mask(problem)
+        weight = np.where(mask, problem.illumination, 0).astype(np.float64)
+        sigma = probe_radius(probe)
+        norm = np.maximum(gaussian_filter(weight, sigma), 1e-12 * float(weight.max()))
+        return cls(mask, weight, norm, sigma)
+
+    def smooth(self, a: np.ndarray) -> np.ndarray:
+        """Illumination-weighted Gaussian low-pass of a real field on the grid."""
+        from scipy.ndimage import gaussian_filter
+
+        return gaussian_filter(a * self.weight, self.sigma) / self.norm
+
+
+def phase_momentum(lowpass: PhaseLowpass, obj: np.ndarray, begin: np.ndarray, velocity: np.ndarray, eta: float,
+                   gain: float) -> tuple[np.ndarray, np.ndarray]:
+    """(object, velocity) after the epoch's low-frequency phase momentum (PhaseLowpass): ``begin`` is the object at
+    the start of the epoch, ``velocity`` the smooth phase velocity (float64, zeros at the start)."""
+    obj = np.asarray(obj, np.complex128)
+    change = np.where(lowpass.mask, np.angle(obj * np.conj(np.asarray(begin, np.complex128))), 0.0)
+    velocity = eta * velocity + lowpass.smooth(change)
+    turned = obj * np.exp(1j * gain * np.where(lowpass.mask, velocity, 0.0))
+    return turned.astype(np.complex64), velocity
+
+
 def step(problem: RefineProblem, state: RefineState, sel: np.ndarray, cfg: RefineConfig,
          update_probe: bool, step_size: float | None = None) -> tuple[RefineState, float]:
     """One refinement step on the patterns ``sel`` (the reference update both backends must reproduce);
@@ -351,6 +424,8 @@ def refine(problem: RefineProblem, start: RefineState, cfg: RefineConfig) -> tup
     state = RefineState(start.object.copy(), start.probe.copy())
     velocity = np.zeros_like(state.object)
     mask = momentum_mask(problem)
+    lowpass = PhaseLowpass.of(problem, start.probe) if cfg.low_frequency_gain > 0 else None
+    phase_velocity = np.zeros(state.object.shape)
     control = StepControl(cfg)
     best = state
     losses = []
@@ -364,11 +439,16 @@ def refine(problem: RefineProblem, start: RefineState, cfg: RefineConfig) -> tup
         if cfg.momentum > 0:
             velocity = np.where(mask, cfg.momentum * velocity + (state.object - begin.object), 0).astype(np.complex64)
             state = RefineState(state.object + cfg.momentum * velocity, state.probe)
+        if lowpass is not None:
+            obj, phase_velocity = phase_momentum(lowpass, state.object, begin.object, phase_velocity, cfg.momentum,
+                                                 cfg.low_frequency_gain)
+            state = RefineState(obj, state.probe)
         decision = control.judge(losses[-1])
         if decision == "best":
             best = begin
         elif decision == "revert":
             state, velocity = RefineState(best.object.copy(), best.probe.copy()), np.zeros_like(velocity)
+            phase_velocity = np.zeros_like(phase_velocity)
     return state, losses
 
 

@@ -37,6 +37,8 @@ def run(ref, kit: Tensors, problem: R.RefineProblem, start: R.RefineState, cfg: 
     progress and cancel through ``hooks`` (checked after every batch)."""
     obj, probe = kit.tensor(start.object), kit.tensor(start.probe)
     velocity = kit.zeros_like(obj)
+    lowpass = R.PhaseLowpass.of(problem, start.probe) if cfg.low_frequency_gain > 0 else None
+    phase_velocity = np.zeros(start.object.shape)  # numpy: the low-pass is a grid operation, once per epoch
     control = R.StepControl(cfg)
     best = (obj, probe)
     pixels = problem.pixels
@@ -55,11 +57,17 @@ def run(ref, kit: Tensors, problem: R.RefineProblem, start: R.RefineState, cfg: 
         loss = total / (problem.M * pixels)
         if cfg.momentum > 0:
             velocity, obj = kit.momentum(ref.mask, cfg.momentum, velocity, obj, begin[0])
+        if lowpass is not None:
+            turned, phase_velocity = R.phase_momentum(lowpass, kit.state(obj, probe).object,
+                                                      kit.state(begin[0], begin[1]).object, phase_velocity,
+                                                      cfg.momentum, cfg.low_frequency_gain)
+            obj = kit.tensor(turned)
         decision = control.judge(loss)
         if decision == "best":
             best = begin
         elif decision == "revert":
             obj, probe, velocity = kit.copy(best[0]), kit.copy(best[1]), kit.zeros_like(velocity)
+            phase_velocity = np.zeros_like(phase_velocity)
         seconds = time.perf_counter() - t0
         record = {"epoch": epoch, "loss": loss, "seconds": seconds, "patterns_per_s": problem.M / max(seconds, 1e-9),
                   "step": control.step, "reverted": decision == "revert"}
