@@ -177,3 +177,28 @@ def test_console_draws_in_a_real_terminal(tmp_path):
         proc.wait()
         os.close(master)
     assert b"ground truth" in seen, seen[-2000:].decode("utf-8", "replace")
+
+
+def test_the_console_reads_its_run_store_from_pinnacle_runs_like_every_command(monkeypatch, tmp_path):
+    """`pinnacle console` and bare `pinnacle` take the run store from PINNACLE_RUNS when --runs is not given (the
+    console ignored it and showed ./runs while the headless jobs wrote elsewhere); --runs still wins."""
+    import types
+
+    from typer.testing import CliRunner
+
+    import console.app
+    from console.cli import app
+    from console.commands import console_cmd
+
+    seen = []
+    monkeypatch.setattr(console.app, "run_app", lambda data=None, runs=None: seen.append(runs))
+    tty = types.SimpleNamespace(isatty=lambda: True)
+    monkeypatch.setattr(console_cmd, "sys", types.SimpleNamespace(stdin=tty, stdout=tty))
+    monkeypatch.setenv("PINNACLE_RUNS", str(tmp_path / "store"))
+    console_cmd.open_console()  # bare `pinnacle`
+    assert CliRunner().invoke(app, ["console"]).exit_code == 0
+    assert CliRunner().invoke(app, ["console", "--runs", str(tmp_path / "given")]).exit_code == 0
+    assert seen == [str(tmp_path / "store"), str(tmp_path / "store"), str(tmp_path / "given")]
+    monkeypatch.delenv("PINNACLE_RUNS")
+    console_cmd.open_console()
+    assert seen[-1] == "runs"
