@@ -24,7 +24,8 @@ REFINE_STEP_TOL = 1e-4
 REFINE_LOSS_TOL = 1e-5
 #: End to end: ‖O_tf − O_torch‖ / ‖O_torch‖ of the iteratively refined objects (all epochs of the default
 #: refinement). Each step is a contraction toward the data, so round-off does not grow from epoch to epoch
-#: (measured 2.8e-7 after 60 epochs on the fixture); 1e-4 is the level-1 bound, and leaves 300×.
+#: (measured 2.8e-7 after 60 epochs on the fixture, 2.9e-7 with the low-frequency phase momentum); 1e-4 is the
+#: level-1 bound, and leaves 300×.
 REFINE_OBJECT_TOL = 1e-4
 #: Patterns in the level-2 step (a few, overlapping: the normalisation sums several probes per pixel).
 STEP_PATTERNS = 8
