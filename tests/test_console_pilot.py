@@ -335,3 +335,24 @@ async def test_reconstructions_run_in_the_console_s_worker_which_is_restarted_wh
     finally:
         keeper.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_a_refused_launch_says_ready_once_the_form_is_complete(tmp_path):
+    """ctrl+o on an empty Reconstruct form refuses ("not started: fix what the red line above says") and focuses the
+    scan field; once a scan is typed the red line is gone, so the status no longer points at it."""
+    scan = tmp_path / "scan.npz"
+    scan.write_bytes(b"")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.action_show("launch")
+        await pilot.pause()
+        status = lambda: str(app.screen.query_one("#launch-status", Static).render())  # noqa: E731
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert "not started" in status() and app.focused.id == "in-scan"
+        await pilot.press("shift+tab", "down", "down", "enter")  # method: iterative (needs no bundle)
+        app.screen.query_one("#in-scan").focus()
+        await pilot.press(*str(scan))
+        await pilot.pause()
+        assert "not started" not in status() and "ready: ctrl+o" in status()
+        assert "--method iterative" in str(app.screen.query_one("#launch-command", Static).render())

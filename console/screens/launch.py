@@ -62,6 +62,7 @@ class LaunchScreen(StateScreen):
     def __init__(self) -> None:
         super().__init__()
         self.bundles: list[BundleInfo] = []
+        self.refused = False  # the status line says "not started" (cleared once the form is complete)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -191,11 +192,17 @@ class LaunchScreen(StateScreen):
         return self.reconstruct_request() if pane == "tab-reconstruct" else self.train_request()
 
     def update_command(self) -> None:
-        """The command line the active tab would run, recomputed on every change (backend, method, fields)."""
+        """The command line the active tab would run, recomputed on every change (backend, method, fields); a
+        "not started" line from an earlier attempt gives way once the form is complete (it pointed at a red line
+        that is gone)."""
         request = self._current_request()
         self.query_one("#launch-command", Static).update(
             ("[red]" if isinstance(request, Problem) else "[dim]$[/] ") + command_line(request).replace("[", r"\[")
             + ("[/]" if isinstance(request, Problem) else ""))
+        if self.refused and not isinstance(request, Problem):
+            self.refused = False
+            key = "ctrl+o" if self.query_one(TabbedContent).active == "tab-reconstruct" else "ctrl+t"
+            self.query_one("#launch-status", Static).update(f"[dim]ready: {key} or the button starts it[/]")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.update_command()
@@ -226,6 +233,7 @@ class LaunchScreen(StateScreen):
     def _start(self, request) -> None:
         status = self.query_one("#launch-status", Static)
         if isinstance(request, Problem):
+            self.refused = True
             status.update("[red]not started: fix what the red line above says[/]")
             found = self.query(f"#in-{request.field}")
             widget = found.first() if found else self.query_one("#bundles")
