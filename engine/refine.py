@@ -22,7 +22,7 @@ epoch's change accumulates in v = η·v + ΔO_epoch and the illuminated pixels m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,8 +64,6 @@ def for_dose(cfg: "RefineConfig", measured: np.ndarray, keep_regularization: boo
     """``cfg`` with what the scan's dose decides: rPIE's β (``default_regularization``, unless the operator chose
     one) and, below LOW_DOSE_COUNTS, no low-frequency phase momentum — at 3e5 and 1e5 photons it reaches its best
     object sooner and then walks the weakly measured smooth phase away from it (docs/refinement.md)."""
-    from dataclasses import replace
-
     beta = cfg.regularization if keep_regularization else default_regularization(measured)
     return replace(cfg, regularization=beta, low_frequency_gain=0.0 if _low_dose(measured) else cfg.low_frequency_gain)
 
