@@ -28,7 +28,8 @@ def default_method(bundle: str | None) -> str:
 
 
 def check_request(data: str, method: str | None, bundle: str | None, backend: str | None, epochs: int | None,
-                  refine_probe: bool, batch_size: int | None = None, options=None, regularization: float | None = None):
+                  refine_probe: bool, batch_size: int | None = None, options=None, regularization: float | None = None,
+                  phase_momentum: float | None = None):
     """(request, dataset, bundle or None) — every bad input is an InputError naming the option or file."""
     from engine import refine as R
     from engine.backends import canonical_name
@@ -44,15 +45,18 @@ def check_request(data: str, method: str | None, bundle: str | None, backend: st
         raise InputError("--bundle", None, f"a model bundle for --method {method} (the network's reconstruction); "
                          "without one use --method iterative")
     given = [o for o, v in (("--epochs", epochs), ("--refine-probe", refine_probe or None),
-                            ("--regularization", regularization)) if v is not None]
+                            ("--regularization", regularization), ("--phase-momentum", phase_momentum))
+             if v is not None]
     if method == "pinn" and given:
         raise InputError(given[0], None, "no refinement options with --method pinn (use hybrid or iterative)")
     name = canonical_name(backend)
     try:
-        chosen = {k: v for k, v in (("epochs", epochs), ("regularization", regularization)) if v is not None}
+        chosen = {k: v for k, v in (("epochs", epochs), ("regularization", regularization),
+                                    ("low_frequency_gain", phase_momentum)) if v is not None}
         cfg = R.RefineConfig(**chosen, refine_probe=refine_probe)
     except ConfigError as exc:
-        raise InputError(f"--{exc.key}", None, exc.expected) from None
+        option = {"low_frequency_gain": "phase-momentum"}.get(exc.key, exc.key)
+        raise InputError(f"--{option}", None, exc.expected) from None
     if batch_size is not None:
         try:
             InferenceConfig(batch_size=batch_size)
@@ -68,7 +72,8 @@ def check_request(data: str, method: str | None, bundle: str | None, backend: st
                          f"N), got {ds.N}")
     if method != "pinn":
         _check_refinable(data, ds, cfg)
-        cfg = R.for_dose(cfg, ds.measured, keep_regularization=regularization is not None)
+        cfg = R.for_dose(cfg, ds.measured, keep_regularization=regularization is not None,
+                         keep_phase_momentum=phase_momentum is not None)
     return ReconstructRequest(str(data), method, bundle, name, cfg, batch_size), ds, b
 
 

@@ -208,7 +208,7 @@ def refine_reconstruction(job, backend, ds, probe: np.ndarray, start: Reconstruc
     job.log(f"refining ({method}): {ds.M} patterns, {cfg.epochs} epochs of batches of {cfg.batch_size}, object "
             f"{shape[1]}x{shape[0]} (+{cfg.margin} px margin), photon scale {scales.photon_scale:.4g} from the data, "
             f"rPIE β {cfg.regularization:g}, momentum {cfg.momentum:g}, low-frequency phase momentum "
-            + (f"×{cfg.low_frequency_gain:g}" if cfg.low_frequency_gain > 0 else "off (low dose)")
+            + (f"×{cfg.low_frequency_gain:g}" if cfg.low_frequency_gain > 0 else "off")
             + (", probe refined too" if cfg.refine_probe else ""))
     hooks = RefineJobHooks(job, method, cfg.step)
     result = backend.refine(problem, R.RefineState(first, problem_probe(probe, scales.photon_scale)), cfg, hooks)

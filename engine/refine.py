@@ -60,12 +60,15 @@ def default_regularization(measured: np.ndarray) -> float:
     return LOW_DOSE_BETA if _low_dose(measured) else RefineConfig.regularization
 
 
-def for_dose(cfg: "RefineConfig", measured: np.ndarray, keep_regularization: bool = False) -> "RefineConfig":
-    """``cfg`` with what the scan's dose decides: rPIE's β (``default_regularization``, unless the operator chose
-    one) and, below LOW_DOSE_COUNTS, no low-frequency phase momentum — at 3e5 and 1e5 photons it reaches its best
-    object sooner and then walks the weakly measured smooth phase away from it (docs/refinement.md)."""
+def for_dose(cfg: "RefineConfig", measured: np.ndarray, keep_regularization: bool = False,
+             keep_phase_momentum: bool = False) -> "RefineConfig":
+    """``cfg`` with what the scan's dose decides, except what the operator chose: rPIE's β
+    (``default_regularization``) and, below LOW_DOSE_COUNTS, no low-frequency phase momentum — at 3e5 and 1e5 photons
+    it reaches its best object sooner and then walks the weakly measured smooth phase away from it
+    (docs/refinement.md)."""
     beta = cfg.regularization if keep_regularization else default_regularization(measured)
-    return replace(cfg, regularization=beta, low_frequency_gain=0.0 if _low_dose(measured) else cfg.low_frequency_gain)
+    gain = cfg.low_frequency_gain if keep_phase_momentum or not _low_dose(measured) else 0.0
+    return replace(cfg, regularization=beta, low_frequency_gain=gain)
 
 
 @dataclass(frozen=True)

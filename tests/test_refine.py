@@ -205,6 +205,7 @@ def test_bad_reconstruct_input_exits_2_with_one_line(tmp_path: Path):
     _one_line(_cli("reconstruct", str(TEST), "--method", "magic", "--runs", str(runs)), "--method")
     _one_line(_cli("reconstruct", str(TEST), "--epochs", "0", "--runs", str(runs)), "--epochs")
     _one_line(_cli("reconstruct", str(TEST), "--regularization", "0", "--runs", str(runs)), "--regularization")
+    _one_line(_cli("reconstruct", str(TEST), "--phase-momentum", "-1", "--runs", str(runs)), "--phase-momentum")
     with np.load(TEST) as z:
         np.savez(tmp_path / "no_probe.npz", **{k: z[k] for k in z.files if k != "probeGuess"})
     _one_line(_cli("reconstruct", str(tmp_path / "no_probe.npz"), "--runs", str(runs)), "probeGuess")
@@ -222,12 +223,13 @@ def test_bad_reconstruct_input_exits_2_with_one_line(tmp_path: Path):
 def test_reconstruct_iterative_writes_a_complete_run(backend, tmp_path: Path):
     runs = tmp_path / "runs"
     proc = _cli("reconstruct", str(TEST), "--epochs", "3", "--backend", backend, "--runs", str(runs),
-                "--events", str(tmp_path / "ev.jsonl"), "--regularization", "0.5")
+                "--events", str(tmp_path / "ev.jsonl"), "--regularization", "0.5", "--phase-momentum", "1.5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = list(runs.iterdir())
     record = json.loads((run / "run.json").read_text())
     assert record["kind"] == "reconstruct" and record["config"]["method"] == "iterative"
     assert record["config"]["refine"]["regularization"] == 0.5  # --regularization reaches the refinement
+    assert record["config"]["refine"]["low_frequency_gain"] == 1.5  # and so does --phase-momentum
     for name in ("recon.npz", "metrics.json", "amplitude.png", "phase.png", "product.h5", "product.cxi"):
         assert (run / name).is_file(), name
     with np.load(run / "recon.npz") as z:
@@ -348,10 +350,10 @@ def test_a_smooth_phase_error_leaves_faster_with_the_low_frequency_phase_momentu
     assert errors[2.0] <= 0.6 * errors[0.0] and errors[2.0] <= 0.025
 
 
-def test_for_dose_turns_the_phase_momentum_off_at_low_dose_and_keeps_a_chosen_beta():
+def test_for_dose_turns_the_phase_momentum_off_at_low_dose_and_keeps_what_the_operator_chose():
     """engine.refine.for_dose: at 1e9 photons the defaults stand; below LOW_DOSE_COUNTS β 0.5 and no low-frequency
     phase momentum (at 3e5 and 1e5 photons it walks the weakly measured smooth phase away from the best object);
-    an operator's β is kept."""
+    an operator's β or phase momentum (--regularization, --phase-momentum) is kept."""
     with np.load(TEST) as z:
         amp = np.asarray(z["diffraction"], np.float64)
     counts = float(np.mean(np.sum(amp**2, axis=(-2, -1))))
@@ -363,6 +365,8 @@ def test_for_dose_turns_the_phase_momentum_off_at_low_dose_and_keeps_a_chosen_be
     assert (low.regularization, low.low_frequency_gain) == (R.LOW_DOSE_BETA, 0.0)
     chosen = R.for_dose(R.RefineConfig(regularization=0.3), dim, keep_regularization=True)
     assert (chosen.regularization, chosen.low_frequency_gain) == (0.3, 0.0)
+    kept = R.for_dose(R.RefineConfig(low_frequency_gain=1.0), dim, keep_phase_momentum=True)
+    assert (kept.regularization, kept.low_frequency_gain) == (R.LOW_DOSE_BETA, 1.0)
 
 
 def test_default_regularization_damps_low_dose_scans_only():

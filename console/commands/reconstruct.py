@@ -38,6 +38,12 @@ def register(app: typer.Typer) -> None:
                                                   "lights the object weakly. Default: 0.1, or 0.5 for a scan with "
                                                   "under 3e6 photons per pattern, where 0.1 fits the noise "
                                                   "(docs/refinement.md); the run records the value used."),
+        phase_momentum: float = typer.Option(None, "--phase-momentum", metavar="GAIN",
+                                             help="Gain of the low-frequency phase momentum in [0, 10] (0: off): "
+                                                  "carries the smooth phase, which refinement converges on "
+                                                  "slowest, further each epoch. Default: 2, or 0 for a scan with "
+                                                  "under 3e6 photons per pattern, where it drifts with the noise "
+                                                  "after its best epoch (docs/refinement.md)."),
         backend: str = typer.Option(DEFAULT_BACKEND, "--backend", "-b",
                                     help="tensorflow (default; alias tf) or torch (alias pytorch)."),
         batch_size: int = typer.Option(None, "--batch-size", help="Network inference batch (default: the bundle's)."),
@@ -49,7 +55,7 @@ def register(app: typer.Typer) -> None:
         from engine.reconstruction import reconstruct_job
 
         request, ds, b = check_request(data, method, bundle, backend, epochs, refine_probe, batch_size, scan,
-                                       regularization)
+                                       regularization, phase_momentum)
         code = reconstruct_job(request, ds, b, job.runs, job.events, job.events_fd, human=job.human,
                                native_log=native_log(ctx))
         raise typer.Exit(code)
