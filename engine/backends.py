@@ -26,12 +26,17 @@ class BackendInfo:
     short: str  # for people, where space is short (the console's run screen)
     aliases: tuple[str, ...]
     frameworks: tuple[str, ...]  # modules that must import
-    package: str  # engine package: backend.py (the contract), ops.py (level-0 parity), checkpoints.py (--resume)
+    package: str  # engine package: backend.py (the contract), framework.py, ops.py (level 0), checkpoints.py (--resume)
     install: str  # CPU install command (README "GPU install" for CUDA builds)
 
     @property
     def module(self) -> str:
         return f"{self.package}.backend"
+
+    @property
+    def framework_module(self) -> str:
+        """Imports the main framework the way the backend wants it imported (engine/tf/framework.py: without pyplot)."""
+        return f"{self.package}.framework"
 
     @property
     def ops_module(self) -> str:
@@ -101,9 +106,9 @@ def load_backend(name: str | None) -> "Backend":
     """Import the selected backend module (it satisfies engine.backend_api.Backend); BackendUnavailable (exit 2) with the install command if it cannot."""
     b = info(canonical_name(name))
     importlib.import_module(b.package)  # the backend package sets framework env (TF log level) first
-    main, *others = b.frameworks
+    _, *others = b.frameworks
     try:
-        importlib.import_module(main)  # the backend module needs it at once anyway
+        importlib.import_module(b.framework_module)  # the backend module needs the framework at once anyway
         if not all(_findable(dep) for dep in others):  # not imported: Lightning alone is ~4 s of a cold infer
             raise ImportError(others)
     except ImportError as exc:

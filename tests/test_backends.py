@@ -76,3 +76,13 @@ def test_loading_one_backend_imports_only_its_framework() -> None:
             "print(m.__name__, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["engine.torch.backend", "False", "False"], proc.stderr
+
+
+def test_loading_tensorflow_leaves_pyplot_out_and_importable() -> None:
+    """engine/tf/framework.py: Keras's module-level pyplot import (0.4–0.5 s of a cold start) is skipped, and the
+    block is lifted at once — pyplot still imports afterwards in the same process."""
+    code = ("import sys; from engine.backends import load_backend; m = load_backend('tensorflow'); "
+            "print(m.__name__, 'matplotlib.pyplot' in sys.modules); "
+            "import matplotlib.pyplot as plt; print(callable(plt.figure))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.stdout.split() == ["engine.tf.backend", "False", "True"], proc.stderr[-2000:]

@@ -36,7 +36,8 @@ REQUEST_TIMEOUT_S = 5.0
 #: What every inference or reconstruction imports (besides the frameworks): imported once, in the parent.
 WARM_MODULES = ("numpy", "scipy.fft", "scipy.optimize", "scipy.ndimage", "skimage.registration", "h5py",
                 "engine.pipeline", "engine.reconstruction", "engine.reconstruct_request", "engine.metrics",
-                "engine.product", "engine.preview", "engine.refine", "engine.display", "console.cli")
+                "engine.product", "engine.preview", "engine.refine", "engine.display", "console.cli",
+                "matplotlib.figure", "matplotlib.backends.backend_agg")  # the previews (imported lazily elsewhere)
 
 
 def warm(backends: list[str]) -> list[str]:

@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import keras
 import numpy as np
-import tensorflow as tf
 
+from engine.tf.framework import keras, tf  # first: imports TF without matplotlib.pyplot
 from engine import grouping
 from engine.backend_api import (ADAM_BETAS, ADAM_EPS, Batch, PhysicsConstants, TrainHooks, TrainingData, TrainResult,
                                 check_accelerator, predict_in_batches)

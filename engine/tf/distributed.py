@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import tensorflow as tf
 
+from engine.tf.framework import tf  # first: imports TF without matplotlib.pyplot
 from engine.distributed import Topology, barrier, device_count, shard
 from engine.errors import InputError
 

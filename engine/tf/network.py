@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import math
 
-import keras
 import numpy as np
-from keras import layers, ops
 
+from engine.tf.framework import keras  # first: imports TF without matplotlib.pyplot
+
+from keras import layers, ops  # noqa: E402  (after the framework import above)
 from engine.config import ModelConfig
 from engine.weights import from_hwio, require_fit, to_hwio
 

@@ -3,8 +3,8 @@ signatures, numpy in and numpy out (built by engine.level0.level0_ops; eager, fo
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
+from engine.tf.framework import tf  # first: imports TF without matplotlib.pyplot
 from engine.level0 import level0_ops
 from engine.tf import physics
 

@@ -10,8 +10,8 @@ import functools
 import math
 
 import numpy as np
-import tensorflow as tf
 
+from engine.tf.framework import tf  # first: imports TF without matplotlib.pyplot
 from engine.physics import COVERAGE_MIN, LOSS_EPS, merge_pad, merge_window, reextract_with
 
 

@@ -9,8 +9,8 @@ engine.refine_loop.run, shared with the other backend.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
+from engine.tf.framework import tf  # first: imports TF without matplotlib.pyplot
 from engine import physics
 from engine import refine as R
 from engine import refine_loop
