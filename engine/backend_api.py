@@ -75,9 +75,23 @@ class TrainingData:
     train: Groups
     val: Groups
     input_scale: float
+    #: engine/augment.py: the orientations the training order may draw (identity first); (0,): none.
+    orientations: tuple[int, ...] = (0,)
+
+    def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
+        """The training order of ``epoch``: group indices into ``train``, each carried into a random orientation
+        slot (slot × len(train) + group) when there is more than one orientation."""
+        from engine import augment
+
+        return augment.epoch_order(len(self.train), seed, epoch, len(self.orientations))
 
     def batch(self, groups: Groups, sel: np.ndarray) -> Batch:
-        return gather_batch(self.amplitude, groups.take(sel), self.input_scale)
+        """The batch of ``sel``: indices into ``groups``, or entries of ``epoch_order`` (slot × len(groups) +
+        index) whose slot picks the orientation."""
+        sel = np.asarray(sel)
+        slot, index = np.divmod(sel, len(groups))
+        codes = np.asarray(self.orientations)[slot] if slot.any() else None
+        return gather_batch(self.amplitude, groups.take(index), self.input_scale, codes)
 
 
 def predict_in_batches(step: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray,
@@ -97,12 +111,21 @@ def predict_in_batches(step: Callable[[np.ndarray, np.ndarray], np.ndarray], x: 
     return out
 
 
-def gather_batch(amplitude: np.ndarray, groups: Groups, input_scale: float) -> Batch:
+def gather_batch(amplitude: np.ndarray, groups: Groups, input_scale: float,
+                 orientations: np.ndarray | None = None) -> Batch:
+    """The batch of ``groups``; ``orientations`` (B,): each group's patterns and offsets turned by that code
+    (engine/augment.py), None: as measured."""
     amp = amplitude[groups.indices]  # (B, C, N, N)
+    offsets = groups.offsets
+    if orientations is not None:
+        from engine.augment import orient, orient_offsets
+
+        amp = np.stack([orient(a, int(c)) for a, c in zip(amp, orientations)])
+        offsets = np.stack([orient_offsets(d, int(c)) for d, c in zip(offsets, orientations)])
     return Batch(
         x=(amp * np.float32(input_scale)).astype(np.float32),
         counts=(amp.astype(np.float32) ** 2),
-        offsets=groups.offsets.astype(np.float32),
+        offsets=offsets.astype(np.float32),
     )
 
 

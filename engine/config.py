@@ -76,6 +76,7 @@ class TrainingConfig:
     val_fraction: float = 0.1
     seed: int = 0
     neighbours: int = 4  # KD-tree candidates per group member pool (>= C)
+    augment: bool = True  # orientation augmentation where the probe allows it (engine/augment.py)
 
     def __post_init__(self) -> None:
         require(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
@@ -89,6 +90,7 @@ class TrainingConfig:
                "val_fraction", "a number in [0, 0.9)")
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
         require(isinstance(self.neighbours, int) and self.neighbours >= 1, "neighbours", "an integer >= 1")
+        require(isinstance(self.augment, bool), "augment", "true or false")
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,8 @@ def from_dict(d: dict) -> RunConfig:
             cls = _SECTIONS[key]
             if key == "model":  # written before a field existed: the network those bundles were trained as
                 value = {"amplitude_max": 1.0, "relu_slope": 0.0, **value}
+            if key == "training":  # written before orientation augmentation existed: trained without it
+                value = {"augment": False, **value}
             names = {f.name for f in dataclasses.fields(cls)}
             unknown = set(value) - names
             require(not unknown, f"{key}.{sorted(unknown)[0] if unknown else ''}", "a known field")

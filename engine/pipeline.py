@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import grouping
+from engine import augment, grouping
 from engine.backend_api import PhysicsConstants, TrainingData
 from engine.config import RunConfig, to_dict as config_to_dict
 from engine.errors import InputError
@@ -40,8 +40,9 @@ def prepare_training(ds, cfg: RunConfig, prepared: Prepared | None = None) -> tu
     scales = prepared.scales if prepared else compute_scales(ds.measured, ds.probe)
     groups = prepared.groups if prepared else training_groups(ds, cfg)
     train_idx, val_idx = grouping.split_train_val(len(groups), tc.val_fraction, tc.seed)
+    orientations = augment.symmetric_orientations(ds.probe, ds.valid) if tc.augment else (0,)
     data = TrainingData(amplitude=np.asarray(ds.measured, np.float32), train=groups.take(train_idx),
-                        val=groups.take(val_idx), input_scale=scales.input_scale)
+                        val=groups.take(val_idx), input_scale=scales.input_scale, orientations=orientations)
     consts = PhysicsConstants(probe=np.asarray(ds.probe, np.complex64), photon_scale=scales.photon_scale,
                               input_scale=scales.input_scale, N=mc.N, C=mc.channels, valid=ds.valid)
     return data, consts
@@ -303,6 +304,8 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
             held_out = inference_input(test_ds, cfg, ds.probe if test_ds.probe is None else test_ds.probe)
         job.log(f"{len(data.train)} training and {len(data.val)} validation groups of {cfg.model.channels}; "
                 f"input scale {scales.input_scale:.4g}, photon scale {scales.photon_scale:.4g}")
+        if cfg.training.augment:
+            job.log(augment.describe(data.orientations))
         job.check_cancel()
         job.stage("training")
         hooks = JobHooks(job, time.monotonic)

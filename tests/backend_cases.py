@@ -12,8 +12,10 @@ from tests.synthetic import make_synthetic
 N = 32
 
 
-def setup(backend: str, gridsize=1, M=16, epochs=2, batch_size=4, val_fraction=0.25, seed=0, lr=1e-3):
-    """A tiny CI-size problem built from the synthetic scan: (cfg, data, consts, weights)."""
+def setup(backend: str, gridsize=1, M=16, epochs=2, batch_size=4, val_fraction=0.25, seed=0, lr=1e-3,
+          orientations=(0,)):
+    """A tiny CI-size problem built from the synthetic scan: (cfg, data, consts, weights); ``orientations``: those
+    the training order draws (engine/augment.py; the synthetic probe is not checked for them)."""
     syn = make_synthetic(N=N, M=M, seed=seed, step=4.0)
     model = ModelConfig(N=N, n_filters_scale=1, gridsize=gridsize)
     cfg = RunConfig(model=model, training=TrainingConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr,
@@ -21,9 +23,15 @@ def setup(backend: str, gridsize=1, M=16, epochs=2, batch_size=4, val_fraction=0
     scales = compute_scales(syn["diffraction"], syn["probe"])
     groups = grouping.make_groups(syn["positions"], gridsize, N, seed=seed)
     tr, va = grouping.split_train_val(len(groups), val_fraction, seed)
-    data = TrainingData(syn["diffraction"], groups.take(tr), groups.take(va), scales.input_scale)
+    data = TrainingData(syn["diffraction"], groups.take(tr), groups.take(va), scales.input_scale, tuple(orientations))
     consts = PhysicsConstants(syn["probe"], scales.photon_scale, scales.input_scale, N, model.channels)
     return cfg, data, consts, init_weights(model, seed)
+
+
+def first_oriented_batch(data, batch_size: int):
+    """The first batch of epoch 0 (seed 0) in the shared oriented order, and whether any entry is turned."""
+    sel = grouping.batches(data.epoch_order(0, 0), batch_size)[0]
+    return data.batch(data.train, sel), bool((sel >= len(data.train)).any())
 
 
 class RecordingHooks:

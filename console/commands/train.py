@@ -32,7 +32,8 @@ DEFAULT_N_GROUPS = 0  # one group per pattern
 
 
 def build_config(ds, backend: str, epochs: int, gridsize: int, n_groups: int | None, batch_size: int,
-                 filters_scale: int, learning_rate: float, loss: str, seed: int, val_fraction: float):
+                 filters_scale: int, learning_rate: float, loss: str, seed: int, val_fraction: float,
+                 augment: bool = True):
     """One immutable RunConfig from the options; N comes from the data. ConfigError names the bad option."""
     from engine.config import ModelConfig, RunConfig, TrainingConfig
     from engine.errors import ConfigError, InputError
@@ -45,7 +46,7 @@ def build_config(ds, backend: str, epochs: int, gridsize: int, n_groups: int | N
         model = ModelConfig(N=ds.N, n_filters_scale=filters_scale, gridsize=gridsize)
         training = TrainingConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, loss=loss,
                                   n_groups=n_groups, val_fraction=val_fraction, seed=seed,
-                                  neighbours=default_neighbours(gridsize))
+                                  neighbours=default_neighbours(gridsize), augment=augment)
         return RunConfig(model=model, training=training, backend=backend)
     except ConfigError as exc:
         if exc.key == "N":
@@ -81,6 +82,11 @@ def register(app: typer.Typer) -> None:
         loss: str = typer.Option("poisson", "--loss", help="poisson (counts NLL) or mae (amplitude)."),
         seed: int = typer.Option(0, "--seed", help="Seed for weights, groups, split and batch order."),
         val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of groups held out for val loss."),
+        augment: bool = typer.Option(True, "--augment/--no-augment",
+                                     help="Where the probe is unchanged by a flip or transpose (simulated probes "
+                                          "usually are; real optics are not), show each pattern in a random such "
+                                          "orientation per epoch: the pattern of the flipped object, so more "
+                                          "objects to learn from at no cost (docs/pipeline.md)."),
         job: JobStream = STREAM,
         resume: str = typer.Option(None, "--resume", metavar="RUN_OR_CKPT",
                                    help="Continue a run (directory, run id, or checkpoint) of the same backend; "
@@ -108,7 +114,7 @@ def register(app: typer.Typer) -> None:
         name = canonical_name(backend)
         ds = load_data(data, require_probe=True, options=scan)
         cfg = build_config(ds, name, epochs, gridsize, n_groups or None, batch_size, filters_scale,
-                           learning_rate, loss, seed, val_fraction)
+                           learning_rate, loss, seed, val_fraction, augment)
         dev = parse_devices(devices)
         if eval_every < 0:
             from engine.errors import InputError

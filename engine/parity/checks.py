@@ -103,19 +103,22 @@ CROSS_REL_TOL = NETWORK_REL_TOL
 #: Batch of level 3's trainings: 16, not the CLI's 4. At batch 4 the amplitude is still being learned at 20 epochs
 #: and round-off alone spreads its SSIM over 0.34–0.50 (σ 0.053, ReLU network); at 16 it spreads less.
 LEVEL3_BATCH_SIZE = 16
-#: |Δ phase SSIM| (phase mapped to [0, 1], after offset/ramp removal): σ = 0.0053 (values 0.807–0.822) → 0.040.
-PHASE_SSIM_TOL = 0.045
+#: Re-measured with orientation augmentation (engine/augment.py, on in level 3 as in the CLI; the fixtures' probe
+#: allows all eight orientations): eight trainings, 2026-12-03, 2-core AMD EPYC with AVX-512.
+#: |Δ phase SSIM| (phase mapped to [0, 1], after offset/ramp removal): σ = 0.0056 (values 0.837–0.852) → 0.043
+#: (was 0.045 without the augmentation: σ 0.0053, values 0.807–0.822).
+PHASE_SSIM_TOL = 0.043
 #: |Δ complex NRMSE| (after the global phase and scale, docs/metrics.md), the figure quality is ranked on:
-#: σ = 0.0024 (values 0.218–0.226) → 0.019.
-COMPLEX_NRMSE_TOL = 0.02
-#: |Δ amplitude SSIM| (after the least-squares amplitude scale): σ = 0.0128 (values 0.305–0.347) → 0.098. Wider than
-#: with the ReLU network (σ 0.0015, tolerance 0.015): with the leaky ReLU the amplitude is learned, and still moving
-#: at 20 epochs, so round-off moves it more; complex NRMSE above is the tight check.
-AMPLITUDE_SSIM_TOL = 0.10
-#: |ΔL| / |L| of the final epoch's mean training loss: σ = 5.4 % (4 982–5 866) → 0.41. Wider than the SSIMs: the
-#: last epoch's mean loss carries Adam's step noise; a backend that does not train stays near its first epoch's
-#: loss, 3× the final one, far outside it.
-TRAIN_LOSS_REL_TOL = 0.42
+#: σ = 0.0030 (values 0.208–0.216) → 0.023 (was 0.02: σ 0.0024, values 0.218–0.226).
+COMPLEX_NRMSE_TOL = 0.023
+#: |Δ amplitude SSIM| (after the least-squares amplitude scale): σ = 0.0118 (values 0.332–0.369) → 0.090 (was 0.10:
+#: σ 0.0128). Wider than with the ReLU network (σ 0.0015, tolerance 0.015): with the leaky ReLU the amplitude is
+#: learned, and still moving at 20 epochs, so round-off moves it more; complex NRMSE above is the tight check.
+AMPLITUDE_SSIM_TOL = 0.09
+#: |ΔL| / |L| of the final epoch's mean training loss: σ = 1.85 % (5 620–5 935) → 0.14, set at 0.15 (was 0.42: σ
+#: 5.4 % without the augmentation). Wider than the SSIMs: the last epoch's mean loss carries Adam's step noise; a
+#: backend that does not train stays near its first epoch's loss, 3× the final one, far outside it.
+TRAIN_LOSS_REL_TOL = 0.15
 # PSNR is reported side by side but not gated: round-off alone moved it by up to 9 dB (phase) and 12.5 dB
 # (amplitude) at 5 epochs, so a gate that passes honest runs would pass anything.
 

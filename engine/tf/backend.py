@@ -242,7 +242,7 @@ def _train_loop(cfg: RunConfig, data: TrainingData, pinn: Pinn, step, hooks: Tra
     for epoch in range(start, tc.epochs):
         t0 = time.perf_counter()
         total, samples = 0.0, 0
-        order = grouping.epoch_order(len(data.train), tc.seed, epoch)
+        order = data.epoch_order(tc.seed, epoch)  # with an orientation per group (engine/augment.py)
         for b, sel in enumerate(grouping.batches(order, tc.batch_size)):
             if step is None:
                 batch = data.batch(data.train, sel)

@@ -2,7 +2,7 @@
 that train it: the DataLoader and the callback that reports to the pipeline's TrainHooks. Only ``train`` imports this.
 
 Batches come from the shared numpy batching (engine.grouping + TrainingData.batch) through a DataLoader whose
-sampler replays ``grouping.epoch_order``/``grouping.batches`` for Lightning's epoch counter, so this backend
+sampler replays ``TrainingData.epoch_order``/``grouping.batches`` for Lightning's epoch counter, so this backend
 sees exactly the arrays, in exactly the order, that the TensorFlow backend sees. Under DDP each rank's sampler
 yields its slice of every global batch (engine.distributed.shard) — Lightning's DistributedSampler is off.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from engine import grouping
+from engine import augment, grouping
 from engine.distributed import shard
 from engine.backend_api import PhysicsConstants, TrainHooks, TrainingData
 from engine.config import RunConfig
@@ -146,16 +146,18 @@ class GroupBatches(Dataset):
 
 
 class EpochBatchSampler(Sampler):
-    """Yields this replica's slice of whole batches: ``grouping.batches(grouping.epoch_order(n, seed, epoch),
-    batch_size)`` cut by ``engine.distributed.shard`` (the whole batch in one process), with its share.
+    """Yields this replica's slice of whole batches: ``grouping.batches(augment.epoch_order(n, seed, epoch,
+    orientations), batch_size)`` cut by ``engine.distributed.shard`` (the whole batch in one process), with its
+    share — ``TrainingData.epoch_order``, the order the TensorFlow loop uses.
 
     Lightning calls ``set_epoch`` with its epoch counter before each epoch (also after a resume). Validation
     uses ``shuffle=False``: groups in order, every rank the whole set (no collectives; rank 0 reports it).
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True, replica: int = 0,
-                 replicas: int = 1):
+                 replicas: int = 1, orientations: int = 1):
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.orientations = orientations
         self.replica, self.replicas = replica, replicas
         self.epoch = 0
 
@@ -164,7 +166,8 @@ class EpochBatchSampler(Sampler):
 
     def __iter__(self):
         """A generator, so the order is drawn at the first batch: Lightning may call iter() before set_epoch."""
-        order = grouping.epoch_order(self.n, self.seed, self.epoch) if self.shuffle else np.arange(self.n)
+        order = (augment.epoch_order(self.n, self.seed, self.epoch, self.orientations) if self.shuffle
+                 else np.arange(self.n))
         for sel in grouping.batches(order, self.batch_size):
             yield shard(sel, self.replica, self.replicas)
 
@@ -175,5 +178,6 @@ class EpochBatchSampler(Sampler):
 def make_loader(data: TrainingData, groups: Groups, batch_size: int, seed: int, shuffle: bool, replica: int = 0,
                 replicas: int = 1) -> DataLoader:
     """``batch_size=None``: the sampler already yields batches, the dataset gathers each one in one numpy call."""
-    sampler = EpochBatchSampler(len(groups), batch_size, seed, shuffle, replica, replicas)
+    sampler = EpochBatchSampler(len(groups), batch_size, seed, shuffle, replica, replicas,
+                                len(data.orientations) if shuffle else 1)
     return DataLoader(GroupBatches(data, groups, replicas), sampler=sampler, batch_size=None, num_workers=0)

@@ -9,7 +9,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from engine import grouping  # noqa: E402
+from engine import augment, grouping  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
 from engine.errors import InputError  # noqa: E402
 from engine.tf import backend  # noqa: E402
@@ -129,3 +129,15 @@ def test_resume_from_a_directory_without_checkpoint_is_bad_input(tmp_path):
     cfg, data, consts, w0 = setup(epochs=1)
     with pytest.raises(InputError, match="checkpoint"):
         backend.train(cfg, data, consts, w0, RecordingHooks(), tmp_path / "a", resume=tmp_path)
+
+
+def test_training_steps_on_the_shared_oriented_order(tmp_path):
+    """With orientations, the first step is on the first batch of TrainingData.epoch_order — turned patterns
+    included — exactly as the other backend's (engine/augment.py)."""
+    cfg, data, consts, w0 = setup(epochs=1, orientations=augment.ALL)
+    result = backend.train(cfg, data, consts, w0, RecordingHooks(stop_after=1), tmp_path)
+    first, turned = cases.first_oriented_batch(data, 4)
+    assert turned  # the case exercises an orientation (seed 0 draws some)
+    stepped = backend.sgd_step(cfg, w0, consts, first)
+    for k in w0:
+        np.testing.assert_allclose(result.weights[k], stepped[k], rtol=0, atol=1e-6)
