@@ -77,6 +77,7 @@ class TrainingConfig:
     seed: int = 0
     neighbours: int = 4  # KD-tree candidates per group member pool (>= C)
     augment: bool = True  # orientation augmentation where the probe allows it (engine/augment.py)
+    lr_schedule: str = "constant"  # engine/schedule.py: constant | cosine
 
     def __post_init__(self) -> None:
         require(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
@@ -91,6 +92,7 @@ class TrainingConfig:
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
         require(isinstance(self.neighbours, int) and self.neighbours >= 1, "neighbours", "an integer >= 1")
         require(isinstance(self.augment, bool), "augment", "true or false")
+        require(self.lr_schedule in ("constant", "cosine"), "lr_schedule", "constant or cosine")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from engine.config import ModelConfig, RunConfig
 from engine.distributed import Topology, check_device_count, device_count
 from engine.errors import InputError
 from engine.physics import merge_pad, merge_window
+from engine.schedule import learning_rate
 from engine.tf import ops  # noqa: F401  (part of the backend API: level-0 parity ops)
 from engine.tf.refine import refine, refine_step  # noqa: F401  (part of the backend API)
 from engine.tf import physics as tp
@@ -238,9 +239,10 @@ def _train_loop(cfg: RunConfig, data: TrainingData, pinn: Pinn, step, hooks: Tra
         start = last + 1
     n_batches = len(grouping.batches(np.arange(len(data.train)), tc.batch_size))
     hooks.on_train_start(tc.epochs, n_batches)
-    lr = float(tc.learning_rate)
     for epoch in range(start, tc.epochs):
         t0 = time.perf_counter()
+        lr = learning_rate(tc.learning_rate, tc.lr_schedule, epoch, tc.epochs)  # the same call as the torch backend's
+        pinn.optimizer.learning_rate.assign(lr)
         total, samples = 0.0, 0
         order = data.epoch_order(tc.seed, epoch)  # with an orientation per group (engine/augment.py)
         for b, sel in enumerate(grouping.batches(order, tc.batch_size)):

@@ -21,6 +21,7 @@ from engine.distributed import shard
 from engine.backend_api import PhysicsConstants, TrainHooks, TrainingData
 from engine.config import RunConfig
 from engine.grouping import Groups
+from engine.schedule import learning_rate
 from engine.torch.model import PinnModel
 from engine.torch.network import canonical_state
 
@@ -48,7 +49,15 @@ class PtychoModule(PinnModel, L.LightningModule):
 
     # ------------------------------------------------------------------------------------ epoch bookkeeping
     def on_train_epoch_start(self) -> None:
+        """Zero the epoch's sums and set this epoch's learning rate: engine/schedule.py, the call the TensorFlow
+        loop makes (a Lightning LR scheduler would step at epoch ends and keep its own state to resume; one pure
+        function of the epoch is simpler and the same in both backends)."""
         self.sums = {"train": [0.0, 0], "val": [0.0, 0]}
+        tc = self.cfg.training
+        lr = learning_rate(tc.learning_rate, tc.lr_schedule, self.current_epoch, tc.epochs)
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
     def _accumulate(self, split: str, loss_sum: float, samples: int) -> None:
         self.sums[split][0] += loss_sum
