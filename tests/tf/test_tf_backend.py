@@ -9,7 +9,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from engine import augment, grouping  # noqa: E402
+from engine import grouping  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
 from engine.errors import InputError  # noqa: E402
 from engine.tf import backend  # noqa: E402
@@ -129,38 +129,3 @@ def test_resume_from_a_directory_without_checkpoint_is_bad_input(tmp_path):
     cfg, data, consts, w0 = setup(epochs=1)
     with pytest.raises(InputError, match="checkpoint"):
         backend.train(cfg, data, consts, w0, RecordingHooks(), tmp_path / "a", resume=tmp_path)
-
-
-def test_training_steps_on_the_shared_oriented_order(tmp_path):
-    """With orientations, the first step is on the first batch of TrainingData.epoch_order — turned patterns
-    included — exactly as the other backend's (engine/augment.py)."""
-    cfg, data, consts, w0 = setup(epochs=1, orientations=augment.ALL)
-    result = backend.train(cfg, data, consts, w0, RecordingHooks(stop_after=1), tmp_path)
-    first, turned = cases.first_oriented_batch(data, 4)
-    assert turned  # the case exercises an orientation (seed 0 draws some)
-    stepped = backend.sgd_step(cfg, w0, consts, first)
-    for k in w0:
-        np.testing.assert_allclose(result.weights[k], stepped[k], rtol=0, atol=1e-6)
-
-
-def test_training_follows_the_shared_learning_rate_schedule(tmp_path):
-    """engine/schedule.py: each epoch's rate is set at its start and reported in the history, as in the other
-    backend; cosine ends at 1 % of the configured rate."""
-    from engine.schedule import learning_rate
-
-    cfg, data, consts, w0 = setup(epochs=3, lr=1e-3)
-    cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, lr_schedule="cosine"))
-    result = backend.train(cfg, data, consts, w0, RecordingHooks(), tmp_path)
-    want = [learning_rate(1e-3, "cosine", e, 3) for e in range(3)]
-    assert want[0] == pytest.approx(1e-3) and want[-1] == pytest.approx(1e-5)
-    assert [h["lr"] for h in result.history] == pytest.approx(want, rel=1e-6)
-    # and the optimiser steps with it: epoch 2 of a 2-epoch cosine (rate 1e-5) moves the weights ~100x less than
-    # epoch 2 at the constant 1e-3, from the same weights after epoch 1 (Adam's step is proportional to the rate)
-    def trained(epochs, schedule, where):
-        c = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, epochs=epochs, lr_schedule=schedule))
-        return backend.train(c, data, consts, w0, RecordingHooks(), tmp_path / where).weights
-
-    one, cos2, const2 = trained(1, "cosine", "one"), trained(2, "cosine", "cos"), trained(2, "constant", "const")
-    step = {name: np.sqrt(sum(float(np.sum((w[k] - one[k]) ** 2)) for k in w0)) for name, w in
-            (("cosine", cos2), ("constant", const2))}
-    assert step["cosine"] < 0.05 * step["constant"], step
