@@ -24,7 +24,7 @@ def _figure(image: np.ndarray, scale: display.Scale, title: str, label: str, pat
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps[scale.cmap].with_extremes(bad="0.85")  # uncovered pixels: light grey
     im = ax.imshow(image, cmap=cmap, vmin=scale.vmin, vmax=scale.vmax, origin="upper", interpolation="nearest")
-    ax.set_title(title, fontsize=9)
+    fig.suptitle(title, fontsize=9)  # centred on the figure, not the axes: a long run-id line is not clipped
     ax.set_xlabel("x (object pixels)")
     ax.set_ylabel("y (object pixels)")
     fig.colorbar(im, ax=ax, label=label)
