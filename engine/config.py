@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.backends import BACKENDS, DEFAULT_BACKEND
 from engine.errors import ConfigError, require
+from engine.schedule import SCHEDULES
 
 LOSSES = ("poisson", "mae")
 OBJECT_KINDS = ("lines", "grf", "dead_leaves")
@@ -92,7 +93,7 @@ class TrainingConfig:
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
         require(isinstance(self.neighbours, int) and self.neighbours >= 1, "neighbours", "an integer >= 1")
         require(isinstance(self.augment, bool), "augment", "true or false")
-        require(self.lr_schedule in ("constant", "cosine"), "lr_schedule", "constant or cosine")
+        require(self.lr_schedule in SCHEDULES, "lr_schedule", " or ".join(SCHEDULES))
 
 
 @dataclass(frozen=True)
