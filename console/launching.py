@@ -13,6 +13,7 @@ from pathlib import Path
 from console.commands.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 from console.messages import JobRequest
 from engine.backends import LABELS  # the registry; imports no framework
+from engine.schedule import SCHEDULES  # pure: the learning-rate schedules `train --lr-schedule` takes
 
 #: (id, label): each backend of the registry in its order, then the parity run of both.
 BACKENDS = (*LABELS.items(), ("both", "Both = parity run"))
@@ -68,6 +69,35 @@ TRAIN_FIELDS = (
     Field("seed", "--seed", "seed", "0", 0),
     Field("eval-every", "--eval-every", "preview every", "", 1, optional=True),
 )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One either-or training option, shown as radio buttons: its id, label, values (the first is the CLI's
+    default) and the arguments each value adds to the command line (none for the default, so the line stays what
+    an operator would type)."""
+
+    id: str
+    label: str
+    values: tuple[str, ...]
+    flags: dict
+
+    @property
+    def default(self) -> str:
+        return self.values[0]
+
+    def args(self, value: str) -> tuple[str, ...]:
+        if value not in self.values:
+            raise ValueError(f"{self.label}: expected one of {', '.join(self.values)}, got {value!r}")
+        return tuple(self.flags.get(value, ()))
+
+
+TRAIN_CHOICES = (
+    # cosine: the ten-minute setting for a 1,024-pattern scan, with --epochs 60 (docs/performance.md)
+    Choice("lr-schedule", "lr schedule", SCHEDULES, {v: ("--lr-schedule", v) for v in SCHEDULES[1:]}),
+    # off: train on the patterns as measured only (engine/augment.py)
+    Choice("augment", "augment", ("on", "off"), {"off": ("--no-augment",)}),
+)
 REFINE_EPOCHS = Field("refine-epochs", "--epochs", "refine epochs", "", 1, 100000, optional=True)
 
 
@@ -90,8 +120,11 @@ class Problem:
     message: str
 
 
-def train_request(backend: str, data: str, test: str, values: dict[str, str]) -> JobRequest | Problem:
-    """``train`` (with ``--test`` when a held-out scan is given) or, for backend "both", a ``parity`` run."""
+def train_request(backend: str, data: str, test: str, values: dict[str, str],
+                  choices: dict[str, str] | None = None) -> JobRequest | Problem:
+    """``train`` (with ``--test`` when a held-out scan is given) or, for backend "both", a ``parity`` run (which
+    trains with its own fixed settings: only the epochs apply). ``choices``: TRAIN_CHOICES' values by id, each its
+    default when absent."""
     problems = [(fid, f"{what}: {msg}") for fid, what, msg in (("data", "training scan", check_scan(data)),
                                                                ("test", "held-out scan", check_scan(test, optional=True)))
                 if msg]
@@ -110,6 +143,8 @@ def train_request(backend: str, data: str, test: str, values: dict[str, str]) ->
         value = values.get(f.id, "").strip()
         if value:
             args += [f.option, value]
+    for c in TRAIN_CHOICES:
+        args += c.args((choices or {}).get(c.id, c.default))
     if test:
         args += ["--test", test]
     label = f"train {backend} {Path(data).name}" + (f" → {Path(test).name}" if test else "")

@@ -265,6 +265,14 @@ async def test_launch_command_preview_follows_the_backend_and_escape_frees_scree
         await pilot.press("end", "backspace", "backspace", "3")
         await pilot.pause()
         assert "--epochs 3" in command()
+        assert "--lr-schedule" not in command() and "augment" not in command()  # the defaults add nothing
+        app.screen.query_one("#choice-lr-schedule").focus()
+        await pilot.press("right", "enter")
+        app.screen.query_one("#choice-augment").focus()
+        await pilot.press("right", "enter")
+        await pilot.pause()
+        assert "--lr-schedule cosine --no-augment" in command()
+        app.screen.query_one("#in-epochs").focus()
         await pilot.press("h")  # typed into the field, not a screen key
         assert app.screen.__class__.__name__ == "LaunchScreen"
         await pilot.press("escape", "h")

@@ -10,7 +10,7 @@ import pytest
 
 from console import imaging
 from console.follow import Follower, StoreWatcher, replay
-from console.launching import Problem, command_line, reconstruct_request, train_request
+from console.launching import TRAIN_CHOICES, Problem, command_line, reconstruct_request, train_request
 from console.readers import (failure_context, list_bundles, list_runs, load_preview, load_results, metric_rows,
                              read_events, read_run, why_no_reconstruction)
 from console.state import FAILED, INTERRUPTED, RunView, reduce_batch
@@ -158,6 +158,30 @@ def test_train_with_held_out_scan_reconstructs_in_the_same_run(tmp_path):
     parity = train_request("both", str(tmp_path / "train.npz"), str(tmp_path / "test.npz"), FIELDS)
     assert parity.kind == "parity" and parity.args[:4] == ("parity", str(tmp_path / "train.npz"), "--test",
                                                             str(tmp_path / "test.npz"))
+
+
+def test_training_choices_add_their_flags_and_the_defaults_add_none(tmp_path):
+    (tmp_path / "train.npz").write_bytes(b"")
+    data = str(tmp_path / "train.npz")
+    plain = train_request("torch", data, "", FIELDS)
+    assert plain.args == train_request("torch", data, "", FIELDS, {"lr-schedule": "constant", "augment": "on"}).args
+    assert "--lr-schedule" not in plain.args and "--no-augment" not in plain.args
+    chosen = train_request("torch", data, "", FIELDS, {"lr-schedule": "cosine", "augment": "off"})
+    assert chosen.args[-3:] == ("--lr-schedule", "cosine", "--no-augment")
+    # every schedule the engine knows is offered, the CLI's default first
+    from engine.schedule import SCHEDULES
+    assert TRAIN_CHOICES[0].values == SCHEDULES and TRAIN_CHOICES[0].default == "constant"
+    with pytest.raises(ValueError, match="lr schedule"):
+        train_request("torch", data, "", FIELDS, {"lr-schedule": "step"})
+    # and `pinnacle train` takes every flag a choice adds
+    import typer.main
+
+    from console.cli import app
+
+    train = typer.main.get_command(app).commands["train"]
+    options = {o for p in train.params for o in (*p.opts, *p.secondary_opts)}
+    flags = {f for c in TRAIN_CHOICES for v in c.values for f in c.args(v) if f.startswith("--")}
+    assert flags == {"--lr-schedule", "--no-augment"} and flags <= options
 
 
 def test_bad_fields_are_all_named(tmp_path):

@@ -10,8 +10,8 @@ from textual.validation import Function
 from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, RadioButton, RadioSet, Static,
                              TabbedContent, TabPane)
 
-from console.launching import (BACKENDS, METHOD_HINTS, METHODS, REFINE_EPOCHS, TRAIN_FIELDS, Problem, check_scan, command_line,
-                               reconstruct_request, train_request)
+from console.launching import (BACKENDS, METHOD_HINTS, METHODS, REFINE_EPOCHS, TRAIN_CHOICES, TRAIN_FIELDS, Problem,
+                               check_scan, command_line, reconstruct_request, train_request)
 from console.messages import StartJob
 from console.readers import BundleInfo, list_bundles
 from console.screens.common import StateScreen
@@ -85,6 +85,13 @@ class LaunchScreen(StateScreen):
                             with Horizontal(classes="param"):
                                 yield Label(field.label)
                                 yield _field_input(field)
+                with Horizontal(classes="row"):
+                    for choice in TRAIN_CHOICES:
+                        with Horizontal(classes="param"):
+                            yield Label(choice.label)
+                            with RadioSet(id=f"choice-{choice.id}", compact=True):
+                                for i, value in enumerate(choice.values):
+                                    yield RadioButton(value, value=i == 0, id=f"choice-{choice.id}-{value}")
                 with Horizontal(classes="buttons"):
                     yield Button("Train (ctrl+t)", id="btn-train", variant="primary", compact=True)
             with TabPane("Reconstruct (ctrl+o)", id="tab-reconstruct"):
@@ -177,8 +184,9 @@ class LaunchScreen(StateScreen):
 
     def train_request(self):
         values = {f.id: self.value(f.id) for f in TRAIN_FIELDS}
+        choices = {c.id: self._radio(f"#choice-{c.id}", f"choice-{c.id}-", c.default) for c in TRAIN_CHOICES}
         return train_request(self._radio("#launch-backend", "backend-", DEFAULT_BACKEND), self.value("data"),
-                             self.value("test"), values)
+                             self.value("test"), values, choices)
 
     def reconstruct_request(self):
         bundle = self.selected_bundle()
