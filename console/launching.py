@@ -68,6 +68,8 @@ TRAIN_FIELDS = (
     Field("learning-rate", "--learning-rate", "lr", "0.001", 1e-7, 1.0, integer=False),
     Field("seed", "--seed", "seed", "0", 0),
     Field("eval-every", "--eval-every", "preview every", "", 1, optional=True),
+    # with a held-out scan: also refine it from the network's object (hybrid) and report both side by side
+    Field("test-refine", "--test-refine", "refine", "", 1, 100000, optional=True),
 )
 
 
@@ -129,6 +131,8 @@ def train_request(backend: str, data: str, test: str, values: dict[str, str],
                                                                ("test", "held-out scan", check_scan(test, optional=True)))
                 if msg]
     problems += [(f.id, f"{f.label}: {msg}") for f in TRAIN_FIELDS if (msg := f.check(values.get(f.id, "")))]
+    if values.get("test-refine", "").strip() and not test.strip():
+        problems.append(("test", "refine: refines the held-out scan, so give one (or leave refine empty)"))
     if problems:  # all of them at once: fixing one at a time is tedious
         return Problem(problems[0][0], "; ".join(m for _, m in problems))
     data, test = data.strip(), test.strip()

@@ -298,14 +298,16 @@ def _truth_on_grid(scan: str, obj: np.ndarray, origin: tuple[int, int], run_dir:
 
 
 def load_results(run_dir: str | Path) -> RunResults:
-    """recon.npz (and recon_pinn.npz of a hybrid run), metrics.json (and metrics_pinn.json), the scan's ground
-    truth, the run's record; what is missing becomes a note that says why."""
+    """recon.npz (and recon_pinn.npz of a hybrid run, recon_hybrid.npz of a training run's held-out refinement),
+    metrics.json (and metrics_pinn.json / metrics_hybrid.json), the scan's ground truth, the run's record; what is
+    missing becomes a note that says why."""
     run_dir = Path(run_dir)
     record = read_run(run_dir)
     notes: list[str] = []
     objects: list[ObjectResult] = []
     scan, truth, region = "", None, None
-    for fname, mname, label in (("recon_pinn.npz", "metrics_pinn.json", "PINN"), ("recon.npz", "metrics.json", "")):
+    for fname, mname, label in (("recon_pinn.npz", "metrics_pinn.json", "PINN"), ("recon.npz", "metrics.json", ""),
+                                ("recon_hybrid.npz", "metrics_hybrid.json", "hybrid")):  # train --test-refine
         path = run_dir / fname
         if not path.exists():
             continue

@@ -240,8 +240,12 @@ def dataset_info(ds) -> dict:
 def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, events: str | None = None,
               events_fd: int | None = None, resume: str | None = None, *, accelerator: str = "cpu",
               devices: int | str = 1, num_nodes: int = 1, test_path: str | Path | None = None, dataset=None,
-              human: bool | None = None, native_log=None, options=None, eval_every: int | None = None) -> int:
+              human: bool | None = None, native_log=None, options=None, eval_every: int | None = None,
+              test_refine: int = 0) -> int:
     """Train ``cfg`` on ``data_path`` into a new run (bundle/, checkpoints/, optional test inference); exit code.
+
+    ``test_refine`` > 0 (with ``test_path``): the held-out scan is also refined from the network's object for that
+    many epochs (hybrid, as `reconstruct` does) and both results are written and reported side by side.
 
     ``devices`` × ``num_nodes`` replicas (engine/distributed.py): on one node this process is rank 0 and starts the
     others; under srun/torchrun every rank runs this, and all but rank 0 train silently (engine/replica.py).
@@ -264,6 +268,7 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
     prepared = check_training_input(str(data_path), ds, cfg)
     test_options = options.without_product() if options is not None else None
     test_ds = load_data(test_path, require_probe=False, N=cfg.model.N, options=test_options) if test_path else None
+    refine_cfg = held_out_refinement(test_path, test_ds, test_refine)
     resume_path = resolve_resume(resume, runs_root, cfg.backend, cfg) if resume else None
     backend = load_backend(cfg.backend)
     backend.check_devices(accelerator, devices, num_nodes)
@@ -341,10 +346,69 @@ def train_job(data_path: str | Path, cfg: RunConfig, runs_root: str | Path, even
             job.check_cancel()
             raise Cancelled("training stopped early")
         if test_ds is not None:
-            run_inference(job, load_bundle(job.run.bundle_dir), test_ds, backend, cfg.inference.batch_size,
-                          str(test_path), cfg.backend, history=history, prepared=held_out)
+            network = run_inference(job, load_bundle(job.run.bundle_dir), test_ds, backend,
+                                    cfg.inference.batch_size, str(test_path), cfg.backend, history=history,
+                                    prepared=held_out)
             _add_curve(job.run.dir / "metrics.json", curve)
+            if refine_cfg is not None:
+                probe = test_ds.probe if test_ds.probe is not None else ds.probe
+                refine_held_out(job, backend, test_ds, probe, network, cfg, refine_cfg, str(test_path))
     return int(job.exit_code)
+
+
+def held_out_refinement(test_path, test_ds, epochs: int):
+    """The RefineConfig of ``train --test-refine`` (None for 0), checked before the run exists: the held-out scan's
+    dose picks β and the phase momentum, as `reconstruct` does."""
+    from engine import refine as R
+    from engine.errors import ConfigError, InputError
+    from engine.reconstruct_request import check_refinable
+
+    if not epochs:
+        return None
+    if test_ds is None:
+        raise InputError("--test-refine", str(epochs), "a held-out scan to refine: give --test HELD_OUT.npz")
+    try:
+        cfg = R.RefineConfig(epochs=epochs)
+    except ConfigError as exc:
+        raise InputError("--test-refine", str(epochs), exc.expected) from None
+    check_refinable(str(test_path), test_ds, cfg)
+    return R.for_dose(cfg, test_ds.measured)
+
+
+def refine_held_out(job, backend, test_ds, probe, network: InferenceResult, cfg: RunConfig, refine_cfg,
+                    source: str) -> None:
+    """Hybrid on the held-out scan from the network's object just written: recon_hybrid.npz, metrics_hybrid.json,
+    ``hybrid_*`` metric events and one line that puts the two side by side."""
+    import time
+
+    from engine.errors import Cancelled
+    from engine.reconstruction import Reconstruction, refine_network_object, save_reconstruction
+
+    start = Reconstruction(network.object, network.weight, network.origin, np.asarray(probe, np.complex64), {})
+    t0 = time.perf_counter()
+    rec, history, status = refine_network_object(job, backend, test_ds, probe, start, cfg.model.gridsize, refine_cfg)
+    seconds = time.perf_counter() - t0
+    if status == "diverged":
+        job.warning(f"held-out refinement diverged at epoch {len(history)}: no hybrid result written")
+        return
+    metrics = save_reconstruction(job, rec, test_ds, data_source=source, backend_name=cfg.backend, method="hybrid",
+                                  costs=[h["train_loss"] for h in history], provenance={}, prefix="hybrid")
+    if network.metrics is not None and metrics is not None:
+        job.log(side_by_side(network.metrics, metrics, len(history), seconds))
+    if status == "cancelled":
+        job.check_cancel()
+        raise Cancelled("held-out refinement stopped early")
+
+
+def side_by_side(pinn: dict, hybrid: dict, epochs: int, seconds: float) -> str:
+    """One line: the held-out scan's figures for the network alone and after ``epochs`` of refinement."""
+    def figures(m: dict) -> str:
+        frc = m["complex"].get("frc50_crossing")
+        return (f"phase SSIM {m['phase']['ssim']:.4f}, amplitude SSIM {m['amplitude']['ssim']:.4f}, complex FRC50 "
+                f"{'Nyquist' if frc is None else f'{frc:.1f}'}, complex NRMSE {m['complex']['nrmse']:.4f}")
+
+    return (f"held-out scan — PINN: {figures(pinn)} | hybrid ({epochs} refinement epochs, {seconds:.1f} s): "
+            f"{figures(hybrid)}")
 
 
 def other_ranks(job, topology, spec: dict, what: str = "training on {} replicas", cancel_join_s: float | None = None):

@@ -71,13 +71,15 @@ def check_request(data: str, method: str | None, bundle: str | None, backend: st
         raise InputError(str(data), "diffraction", f"expected patterns of N = {b.run_config.model.N} (the bundle's "
                          f"N), got {ds.N}")
     if method != "pinn":
-        _check_refinable(data, ds, cfg)
+        check_refinable(data, ds, cfg)
         cfg = R.for_dose(cfg, ds.measured, keep_regularization=regularization is not None,
                          keep_phase_momentum=phase_momentum is not None)
     return ReconstructRequest(str(data), method, bundle, name, cfg, batch_size), ds, b
 
 
-def _check_refinable(source: str, ds, cfg) -> None:
+def check_refinable(source: str, ds, cfg) -> None:
+    """Every position of ``ds`` inside the grid the refinement of ``cfg`` would build (an InputError naming
+    ``source`` otherwise)."""
     from engine import refine as R
     from engine.pipeline import stitch_grid
 

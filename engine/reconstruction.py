@@ -220,6 +220,21 @@ def refine_reconstruction(job, backend, ds, probe: np.ndarray, start: Reconstruc
     return Reconstruction(obj, weight, origin, refined_probe, meta), history, result.status
 
 
+def refine_network_object(job, backend, ds, probe: np.ndarray, start: Reconstruction, gridsize: int,
+                          cfg) -> tuple[Reconstruction, list[dict], str]:
+    """Hybrid: refine the network's object ``start`` — all of it, or what engine.refine.hybrid_start keeps of it (the
+    log says why) — against ``ds``; (result, history, status), the start's provenance kept in the result's meta.
+    One path for `reconstruct --method hybrid` and `train --test ... --test-refine`."""
+    from engine.refine import hybrid_start
+
+    first, why = hybrid_start(start.object, probe, gridsize)
+    if why is not None:
+        job.log(f"hybrid: {why}")
+        start = replace(start, object=first, meta={**start.meta, "hybrid_start": "amplitude"})
+    rec, history, status = refine_reconstruction(job, backend, ds, probe, start, cfg, "hybrid")
+    return replace(rec, meta={**rec.meta, **start.meta, "photon_scale": rec.meta["photon_scale"]}), history, status
+
+
 def problem_probe(probe: np.ndarray, photon_scale: float) -> np.ndarray:
     """The probe in count units, as the refinement's forward model uses it."""
     return (np.asarray(probe, np.complex64) * np.float32(photon_scale)).astype(np.complex64)
@@ -328,19 +343,14 @@ def reconstruct_job(request: "ReconstructRequest", ds, bundle, runs_root: str | 
                                 method="pinn", costs=costs, provenance=provenance, prefix="pinn")
         probe = ds.probe if ds.probe is not None else bundle.probe
         if start is not None:
-            from engine.refine import hybrid_start
-
-            first, why = hybrid_start(start.object, probe, bundle.run_config.model.gridsize)
-            if why is not None:
-                job.log(f"hybrid: {why}")
-                start = replace(start, object=first, meta={**start.meta, "hybrid_start": "amplitude"})
-        rec, history, status = refine_reconstruction(job, backend, ds, probe, start, cfg, method)
+            rec, history, status = refine_network_object(job, backend, ds, probe, start,
+                                                         bundle.run_config.model.gridsize, cfg)
+        else:
+            rec, history, status = refine_reconstruction(job, backend, ds, probe, None, cfg, method)
         costs = [h["train_loss"] for h in history]
         if status == "diverged":
             raise RuntimeError(f"refinement diverged at epoch {len(history)} (the loss is no longer finite); try "
                                "fewer epochs or --method hybrid")
-        rec = replace(rec, meta={**rec.meta, **(start.meta if start is not None else {}),
-                                 "photon_scale": rec.meta["photon_scale"]})
         if status == "cancelled":
             job.log(f"cancelled during refinement after {len(history)} epochs: saving the object as it is")
         save_reconstruction(job, rec, ds, data_source=request.data, backend_name=request.backend, method=method,

@@ -63,6 +63,21 @@ def test_hybrid_results_pair_pinn_and_refined_with_truth(tmp_path):
                                                                        "phase PSNR dB", "phase FRC50 px"]
 
 
+def test_a_training_runs_held_out_refinement_shows_beside_its_pinn_object(tmp_path):
+    """train --test --test-refine: recon.npz is the network's, recon_hybrid.npz the refined one (Results: both)."""
+    import shutil
+
+    d = make_hybrid_run(tmp_path / "runs", tmp_path / "scan.npz")  # recon_pinn.npz + recon.npz: rename to that layout
+    shutil.move(d / "recon.npz", d / "recon_hybrid.npz")
+    shutil.move(d / "metrics.json", d / "metrics_hybrid.json")
+    shutil.move(d / "recon_pinn.npz", d / "recon.npz")
+    shutil.move(d / "metrics_pinn.json", d / "metrics.json")
+    res = load_results(d)
+    assert [o.label for o in res.objects] == ["PINN", "hybrid"]
+    assert dict(metric_rows(res.objects))["phase SSIM"] == ["0.58", "0.88"]
+    assert res.truth is not None
+
+
 def test_no_reconstruction_says_why(tmp_path):
     ok = make_run(tmp_path, "20260101-110000-aaaa-train", recon=False)
     failed = make_run(tmp_path, "20260101-113000-bbbb-train", status="failed", recon=False,
@@ -182,6 +197,16 @@ def test_training_choices_add_their_flags_and_the_defaults_add_none(tmp_path):
     options = {o for p in train.params for o in (*p.opts, *p.secondary_opts)}
     flags = {f for c in TRAIN_CHOICES for v in c.values for f in c.args(v) if f.startswith("--")}
     assert flags == {"--lr-schedule", "--no-augment"} and flags <= options
+
+
+def test_refining_the_held_out_scan_needs_one(tmp_path):
+    (tmp_path / "train.npz").write_bytes(b"")
+    (tmp_path / "test.npz").write_bytes(b"")
+    data, test = str(tmp_path / "train.npz"), str(tmp_path / "test.npz")
+    refused = train_request("torch", data, "", {**FIELDS, "test-refine": "10"})
+    assert isinstance(refused, Problem) and refused.field == "test" and "refine" in refused.message
+    req = train_request("torch", data, test, {**FIELDS, "test-refine": "10"})
+    assert req.args[-4:] == ("--test-refine", "10", "--test", test)
 
 
 def test_bad_fields_are_all_named(tmp_path):

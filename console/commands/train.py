@@ -110,6 +110,12 @@ def register(app: typer.Typer) -> None:
         eval_every: int = typer.Option(0, "--eval-every", metavar="K",
                                        help="With --test: reconstruct and score the held-out scan every K epochs "
                                             "(metric events, previews/, the curve in metrics.json); 0 = epochs/5."),
+        test_refine: int = typer.Option(0, "--test-refine", metavar="EPOCHS",
+                                        help="With --test: also refine the held-out scan from the network's object "
+                                             "for EPOCHS epochs (hybrid, as `pinnacle reconstruct` does; 60 is its "
+                                             "default) and report the network alone and hybrid side by side "
+                                             "(recon_hybrid.npz, metrics_hybrid.json); 0 (default) = the network "
+                                             "only."),
         progress: bool = progress_option(),
         scan: ScanOptions = SCAN,
     ) -> None:
@@ -129,5 +135,5 @@ def register(app: typer.Typer) -> None:
         code = train_job(data, cfg, job.runs, job.events, job.events_fd, resume, accelerator=accelerator,
                          devices=dev, num_nodes=num_nodes, test_path=test, dataset=ds,
                          human=None if progress else False, native_log=native_log(ctx), options=scan,
-                         eval_every=eval_every or None)
+                         eval_every=eval_every or None, test_refine=test_refine)
         raise typer.Exit(code)
