@@ -146,3 +146,18 @@ def test_bad_and_unknown_events_become_logs():
 
 def test_fmt_duration():
     assert fmt_duration(None) == "--:--" and fmt_duration(65) == "01:05" and fmt_duration(3725) == "1:02:05"
+
+
+def test_epochs_read_as_refinement_epochs_once_a_run_has_refined():
+    """The run screen's rate line: a training run's epochs are "epochs"; once it refines (a reconstruct run, or
+    train --test-refine after its training) they are the refinement's, also after it moves on to evaluating."""
+    from console.screens.run import rate_line
+    from tests.console_canned import ev
+
+    training = reduce_batch(RunView("k"), training_stream(3, epochs=8))
+    assert "3/8 epochs" in rate_line(training)
+    refining = reduce_batch(RunView("k", kind="reconstruct", method="hybrid"), hybrid_stream(5))
+    assert "5/30 refinement epochs" in rate_line(refining)
+    after = reduce_batch(refining, [ev("stage", 999, 9.0, run_id="20260101-121000-0abc-reconstruct",
+                                       stage="evaluating")])
+    assert after.stage == "evaluating" and "5/30 refinement epochs" in rate_line(after)

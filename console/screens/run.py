@@ -51,7 +51,9 @@ def rate_line(view: RunView) -> str:
     parts = []
     looping = view.stage in (TRAINING, REFINING)
     if view.epochs and (view.epoch or looping):
-        label = "refinement epochs" if view.stage == REFINING else "epochs"
+        # once a run has refined (reconstruct, or train --test-refine after its training), its epochs are those
+        refined = view.stage == REFINING or any(name == REFINING for name, _ in view.stages)
+        label = "refinement epochs" if refined else "epochs"
         parts.append(f"{view.epoch}/{view.epochs} {label}")
     value, unit = view.rate
     if value is not None or looping or view.stage == INFERENCE:
